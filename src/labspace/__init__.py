@@ -1,0 +1,3 @@
+"""labspace: self-hosted workspaces for research labs, classes and workshops."""
+
+__version__ = "0.1.0"

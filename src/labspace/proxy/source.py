@@ -1,0 +1,37 @@
+"""The proxy's one seam: where routes and credentials come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where /user/<owner>/<workspace>/ goes, and how to prove to the app that we are the proxy."""
+
+    owner: str
+    workspace: str
+    state: str  # the workspace's lifecycle state; only "running" is forwarded
+    target: str | None  # "http://10.0.0.5:8888", None unless running
+    secret_header: str = "Authorization"
+    secret_value: str = ""
+    strip_prefix: bool = False  # True: forward without the /user/<u>/<w> prefix
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a cookie or token belongs to."""
+
+    user: str
+    is_admin: bool
+
+
+class RouteSource(Protocol):
+    async def route(self, owner: str, workspace: str) -> Route | None:
+        """The route for a workspace, or None when no such workspace exists."""
+        ...
+
+    async def principal(self, token: str) -> Principal | None:
+        """The active user a session cookie value or API token belongs to, or None."""
+        ...

@@ -1,0 +1,119 @@
+"""The narrow, typed interface every runtime backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+# Label keys carried by every container labspace owns; the whole state can be rebuilt from them.
+LABEL_PREFIX = "org.labspace."
+LABEL_INSTANCE = LABEL_PREFIX + "instance"
+LABEL_OWNER = LABEL_PREFIX + "owner"
+LABEL_WORKSPACE = LABEL_PREFIX + "workspace"
+LABEL_WORKSPACE_ID = LABEL_PREFIX + "workspace-id"
+LABEL_TEMPLATE = LABEL_PREFIX + "template"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits; None means unlimited."""
+
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory bind-mounted into the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one container."""
+
+    name: str
+    image: str
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    # sudo=True keeps the capabilities and setuid binaries that sudo/apt need inside;
+    # sudo=False also sets no-new-privileges.
+    sudo: bool = False
+    network: str | None = None
+    hostname: str | None = None
+    # Ports the main app listens on inside the container (not published on the host).
+    ports: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What the engine reports of one container."""
+
+    id: str
+    name: str
+    status: str  # created, running, paused, restarting, exited, dead
+    labels: dict[str, str] = field(default_factory=dict)
+    ip_address: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int | None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A container engine. Calls for different containers may run concurrently.
+
+    Removal is idempotent: removing a container that is gone is not an error. Engine errors
+    are raised as labspace.errors.RuntimeFailure; a missing container as NotFound (except
+    where noted).
+    """
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo: ...
+
+    async def start(self, container_id: str) -> ContainerInfo: ...
+
+    async def stop(self, container_id: str, timeout: float = 10.0) -> None: ...
+
+    async def remove(self, container_id: str) -> None: ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """The container, or None when it does not exist."""
+        ...
+
+    async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """All containers (running or not) carrying every given label."""
+        ...
+
+    async def logs(self, container_id: str, tail: int = 50) -> str: ...
+
+    async def stats(self, container_id: str) -> ContainerStats: ...
+
+    async def exec(
+        self, container_id: str, command: list[str], user: str | None = None
+    ) -> ExecResult: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,97 @@
+"""The template model: one validated shape, used for input, storage (as JSON) and output."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from labspace.names import NAME_PATTERN
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+# Placeholders a template may use in its command and environment values.
+PLACEHOLDERS = ("user", "uid", "gid", "home", "workspace", "base_url", "port", "secret")
+
+
+def parse_size(value: str | int) -> int:
+    """'512m', '2g', '1.5GiB' or a byte count -> bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(value.strip())
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 512m, 2g)")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.lower()])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppSpec(_Strict):
+    """The workspace's main app, which the proxy serves at /user/<user>/<workspace>/."""
+
+    command: list[str] = Field(
+        description="Command run as the user; may use {user} {uid} {gid} {home} {workspace} "
+        "{base_url} {port} {secret}."
+    )
+    port: int = Field(8888, ge=1, le=65535, description="Port the app listens on.")
+    base_url: Literal["prefix", "strip"] = Field(
+        "prefix",
+        description="prefix: the app serves under /user/<user>/<workspace>/ (Jupyter's "
+        "base_url); strip: the proxy removes that prefix before forwarding.",
+    )
+    health_path: str = Field(
+        "/api/status", description="Path (under the base URL) that answers 200 when ready."
+    )
+    secret_header: str = Field(
+        "Authorization", description="Header through which the proxy proves itself to the app."
+    )
+    secret_value: str = Field("token {secret}", description="Value of that header.")
+
+
+class LimitSpec(_Strict):
+    cpus: float | None = Field(None, gt=0, description="CPU cores (may be fractional).")
+    memory: str | None = Field(None, description="Memory, e.g. 2g or 512m.")
+    pids: int | None = Field(None, gt=0, description="Maximum number of processes.")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_parses(cls, value: str | None) -> str | None:
+        if value is not None and parse_size(value) < 16 * 1024**2:
+            raise ValueError("memory below 16m cannot run a workspace")
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_size(self.memory) if self.memory else None
+
+
+class MountSpec(_Strict):
+    """An extra host directory (a shared lab folder, a data set) mounted in every workspace."""
+
+    source: str = Field(description="Absolute host path.")
+    target: str = Field(description="Absolute path inside the workspace.")
+    read_only: bool = True
+
+    @field_validator("source", "target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("mount paths must be absolute, without '..'")
+        return value
+
+
+class TemplateSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Short name used in APIs and the CLI.")
+    display_name: str = Field(description="Name shown to people.", max_length=80)
+    description: str = Field("", max_length=500)
+    image: str = Field(min_length=1, description="Container image, e.g. labspace/jupyterlab.")
+    app: AppSpec
+    limits: LimitSpec = LimitSpec()
+    env: dict[str, str] = Field(default_factory=dict)
+    mounts: list[MountSpec] = Field(default_factory=list)
+    sudo: bool = Field(False, description="Whether the user may use sudo inside.")
