@@ -1,0 +1,84 @@
+"""Accounts: creation with a stable uid, listing, disabling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from labspace.errors import Conflict, InvalidInput, NotFound
+from labspace.identity.passwords import MIN_PASSWORD_LENGTH, hash_password
+from labspace.identity.tokens import revoke_user_tokens
+from labspace.names import validate_user_name
+from labspace.state.db import Database
+from labspace.state.models import User
+
+# Workspace uids start here, clear of the image's system and first human accounts.
+UID_BASE = 10000
+
+
+@dataclass
+class UserService:
+    db: Database
+
+    async def create(
+        self, name: str, *, password: str | None = None, is_admin: bool = False
+    ) -> User:
+        validate_user_name(name)
+        if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        password_hash = hash_password(password) if password else None
+        for _attempt in range(5):  # two creations may race for the next uid
+            try:
+                async with self.db.session() as session:
+                    if await session.scalar(select(User.id).where(User.name == name)):
+                        raise Conflict(f"user {name!r} exists already")
+                    top = await session.scalar(select(func.max(User.uid)))
+                    user = User(
+                        name=name,
+                        uid=max(top or 0, UID_BASE - 1) + 1,
+                        password_hash=password_hash,
+                        is_admin=is_admin,
+                    )
+                    session.add(user)
+                return user
+            except IntegrityError as error:
+                if "name" in str(error.orig).lower() and "uid" not in str(error.orig).lower():
+                    raise Conflict(f"user {name!r} exists already") from error
+        raise Conflict("could not allocate a uid; try again")
+
+    async def get(self, name: str) -> User:
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise NotFound(f"no user {name!r}")
+        return user
+
+    async def list(self) -> list[User]:
+        async with self.db.session() as session:
+            return list(await session.scalars(select(User).order_by(User.name)))
+
+    async def set_disabled(self, name: str, disabled: bool = True) -> User:
+        """Disable (offboard) or re-enable a user; disabling ends all their sessions and tokens."""
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound(f"no user {name!r}")
+            user.disabled = disabled
+            if disabled:
+                await revoke_user_tokens(session, user.id)
+        return user
+
+    async def set_password(self, name: str, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound(f"no user {name!r}")
+            user.password_hash = hash_password(password)
+
+    async def count(self) -> int:
+        async with self.db.session() as session:
+            return int(await session.scalar(select(func.count(User.id))) or 0)

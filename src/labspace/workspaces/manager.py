@@ -1,0 +1,299 @@
+"""The workspace lifecycle: create, start, stop, delete, each workspace in order, many at once.
+
+Every workspace has its own lock, so its start, stop and delete never interleave, while
+different workspaces never wait for each other. Engine calls that create or start containers
+share a bounded number of slots (``max_parallel_starts``): a burst queues, it is never refused.
+A start that is under way can be stopped: the stop cancels the start task, then stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from labspace.config import Settings
+from labspace.errors import Conflict, LabspaceError, RuntimeFailure, StartFailed
+from labspace.runtime import ContainerInfo, Runtime
+from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
+from labspace.storage import ensure_home
+from labspace.templates import TemplateSpec
+from labspace.templates.store import TemplateStore
+from labspace.workspaces.spec import build_container_spec, health_url, secret_header
+from labspace.workspaces.states import State
+from labspace.workspaces.store import WorkspaceRecord, WorkspaceStore
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 30
+
+
+@dataclass
+class _Operation:
+    kind: str  # "start" or "stop"
+    task: asyncio.Task[None]
+
+
+class WorkspaceManager:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        templates: TemplateStore,
+        store: WorkspaceStore,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.templates = templates
+        self.store = store
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._operations: dict[int, _Operation] = {}
+        self._engine_slots = asyncio.Semaphore(settings.max_parallel_starts)
+        self._http: aiohttp.ClientSession | None = None
+        self._network_ready: asyncio.Lock = asyncio.Lock()
+        self._network_done = False
+        self._closing = False
+
+    # -- public operations -------------------------------------------------------------
+
+    async def create(self, owner: str, name: str, template: str) -> WorkspaceRecord:
+        await self.templates.get(template)  # NotFound before anything is written
+        return await self.store.create(owner, name, template)
+
+    async def start(self, owner: str, name: str) -> WorkspaceRecord:
+        """Queue a start and return at once; follow progress with the event stream."""
+        record = await self.store.get(owner, name)
+        operation = self._operations.get(record.id)
+        if operation is not None and operation.kind == "start":
+            return record  # already on its way
+        if operation is not None:
+            await asyncio.shield(operation.task)  # let a stop finish, then start
+            record = await self.store.get(owner, name)
+        if record.state == State.RUNNING:
+            return record
+        record = await self.store.transition(record.id, State.PENDING, "queued")
+        self._launch(record.id, "start", self._start(record.id))
+        return record
+
+    async def stop(self, owner: str, name: str) -> WorkspaceRecord:
+        """Stop (cancelling a start under way) and wait until the container has stopped."""
+        record = await self.store.get(owner, name)
+        await self._cancel_start(record.id)
+        async with self._lock(record.id):
+            record = await self.store.get(owner, name)
+            if record.state == State.STOPPED:
+                return record
+            return await self._stop_locked(record)
+
+    async def delete(self, owner: str, name: str) -> None:
+        """Stop and remove the container and the record; the user's home is kept."""
+        record = await self.store.get(owner, name)
+        await self._cancel_start(record.id)
+        async with self._lock(record.id):
+            record = await self.store.get(owner, name)
+            if record.container_id:
+                await self.runtime.remove(record.container_id)
+            for container in await self._containers_of(record.id):
+                await self.runtime.remove(container.id)
+            await self.store.delete(record.id)
+        self._locks.pop(record.id, None)
+
+    async def wait_settled(self, workspace_id: int) -> None:
+        """Wait for the operation under way on a workspace, if any (tests, CLI)."""
+        operation = self._operations.get(workspace_id)
+        if operation is not None:
+            await asyncio.shield(operation.task)
+
+    def busy(self, workspace_id: int) -> bool:
+        return workspace_id in self._operations or self._lock(workspace_id).locked()
+
+    def resume_start(self, record: WorkspaceRecord) -> None:
+        """Finish a start that a previous hub process left half done (used by reconcile)."""
+        if not self.busy(record.id):
+            self._launch(record.id, "start", self._start(record.id))
+
+    async def close(self) -> None:
+        """Leave every workspace as it is: stopping labspace never stops workspaces.
+
+        Starts under way are cancelled without touching their state; the next hub process
+        resumes them (see reconcile)."""
+        self._closing = True
+        tasks = [op.task for op in self._operations.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _lock(self, workspace_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(workspace_id, asyncio.Lock())
+
+    def _launch(self, workspace_id: int, kind: str, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                if self._operations.get(workspace_id) is operation:
+                    del self._operations[workspace_id]
+
+        operation = _Operation(kind, asyncio.create_task(run(), name=f"{kind}-{workspace_id}"))
+        self._operations[workspace_id] = operation
+
+    async def _cancel_start(self, workspace_id: int) -> None:
+        operation = self._operations.get(workspace_id)
+        if operation is not None and operation.kind == "start":
+            operation.task.cancel()
+            await asyncio.gather(operation.task, return_exceptions=True)
+
+    async def _containers_of(self, workspace_id: int) -> list[ContainerInfo]:
+        return await self.runtime.list(
+            {LABEL_INSTANCE: self.settings.instance, LABEL_WORKSPACE_ID: str(workspace_id)}
+        )
+
+    async def _start(self, workspace_id: int) -> None:
+        async with self._lock(workspace_id):
+            record = await self.store.get_by_id(workspace_id)
+            if record is None or record.state not in (State.PENDING, State.STARTING):
+                return
+            try:
+                await self._start_locked(record)
+            except asyncio.CancelledError:
+                if not self._closing:
+                    await self._mark_interrupted(record)
+                raise
+            except LabspaceError as error:
+                await self._fail(record, error)
+            except Exception as error:
+                log.exception("start of workspace %s/%s failed", record.owner, record.name)
+                await self._fail(record, RuntimeFailure(f"unexpected error: {error}"))
+
+    async def _start_locked(self, record: WorkspaceRecord) -> None:
+        template = await self.templates.get(record.template)
+        async with self._engine_slots:
+            record = await self.store.transition(record.id, State.STARTING, "preparing home")
+            home = await ensure_home(self.settings.homes, record.owner, record.uid, record.uid)
+            await self._ensure_network()
+            container = await self._ensure_container(record, template, home)
+            if not container.running:
+                container = await self.runtime.start(container.id)
+                await self.store.note(record, "container started")
+        if not container.ip_address:
+            raise StartFailed("the container has no network address",
+                              logs=await self._logs(container.id))
+        target = f"http://{container.ip_address}:{template.app.port}"
+        await self._wait_healthy(record, template, target, container.id)
+        await self.store.transition(record.id, State.RUNNING, "ready", target=target,
+                                    container_id=container.id)
+
+    async def _ensure_container(
+        self, record: WorkspaceRecord, template: TemplateSpec, home: object
+    ) -> ContainerInfo:
+        if record.container_id:
+            existing = await self.runtime.inspect(record.container_id)
+            if existing is not None:
+                return existing
+        spec = build_container_spec(
+            instance=self.settings.instance, network=self.settings.docker_network,
+            home=home,  # type: ignore[arg-type]
+            ws=record.identity, template=template,
+        )
+        try:
+            container = await self.runtime.create(spec)
+        except Conflict:
+            # A previous hub died between creating the container and recording it: adopt it.
+            ours = await self._containers_of(record.id)
+            if not ours:
+                raise
+            container = ours[0]
+        await self.store.transition(record.id, State.STARTING, "container created",
+                                    container_id=container.id)
+        return container
+
+    async def _ensure_network(self) -> None:
+        if self._network_done:
+            return
+        async with self._network_ready:
+            ensure = getattr(self.runtime, "ensure_network", None)
+            if ensure is not None and not self._network_done:
+                await ensure(self.settings.docker_network)
+            self._network_done = True
+
+    async def _wait_healthy(
+        self, record: WorkspaceRecord, template: TemplateSpec, target: str, container_id: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.start_timeout
+        url = health_url(target, record.identity, template)
+        name, value = secret_header(record.identity, template)
+        http = self._client()
+        delay, next_inspect = 0.05, loop.time() + 1.0
+        await self.store.note(record, "waiting for the app to answer")
+        while True:
+            try:
+                async with http.get(url, headers={name: value},
+                                    timeout=aiohttp.ClientTimeout(total=5)) as response:
+                    if response.status == 200:
+                        await self.store.note(record, "app answering")
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            now = loop.time()
+            if now > deadline:
+                raise StartFailed(
+                    f"the app did not answer within {self.settings.start_timeout:.0f} s",
+                    logs=await self._logs(container_id),
+                )
+            if now >= next_inspect:
+                next_inspect = now + 1.0
+                info = await self.runtime.inspect(container_id)
+                if info is None or not info.running:
+                    code = info.exit_code if info else None
+                    raise StartFailed(
+                        f"the container exited (code {code}) before its app answered",
+                        logs=await self._logs(container_id),
+                    )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(auto_decompress=False)
+        return self._http
+
+    async def _logs(self, container_id: str) -> str:
+        try:
+            return await self.runtime.logs(container_id, tail=LOG_TAIL_LINES)
+        except LabspaceError:
+            return ""
+
+    async def _fail(self, record: WorkspaceRecord, error: LabspaceError) -> None:
+        logs = getattr(error, "logs", "") or ""
+        message = error.message + (f"\n--- last log lines ---\n{logs}" if logs else "")
+        current = await self.store.get_by_id(record.id)
+        if current is not None and current.container_id:
+            await self._best_effort(self.runtime.stop, current.container_id, 2.0)
+        await self.store.transition(record.id, State.FAILED, message, force=True, target=None)
+
+    async def _mark_interrupted(self, record: WorkspaceRecord) -> None:
+        await asyncio.shield(self.store.transition(
+            record.id, State.STOPPING, "start cancelled by a stop request", force=True))
+
+    async def _stop_locked(self, record: WorkspaceRecord) -> WorkspaceRecord:
+        if record.state != State.STOPPING:
+            record = await self.store.transition(record.id, State.STOPPING, "stopping",
+                                                 force=record.state == State.FAILED)
+        for container in await self._containers_of(record.id):
+            if container.running:
+                await self.runtime.stop(container.id, self.settings.stop_timeout)
+        return await self.store.transition(record.id, State.STOPPED, "stopped", target=None)
+
+    async def _best_effort(self, call: Callable[..., Awaitable[object]], *args: object) -> None:
+        try:
+            await call(*args)
+        except LabspaceError as error:
+            log.warning("ignored while cleaning up: %s", error)

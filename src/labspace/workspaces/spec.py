@@ -1,0 +1,111 @@
+"""Turn (user, workspace, template) into a ContainerSpec: the one place that decides how a
+workspace container looks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from labspace.runtime import ContainerSpec, Limits, Mount
+from labspace.runtime.base import (
+    LABEL_INSTANCE,
+    LABEL_OWNER,
+    LABEL_TEMPLATE,
+    LABEL_WORKSPACE,
+    LABEL_WORKSPACE_ID,
+)
+from labspace.templates import TemplateSpec
+
+
+@dataclass(frozen=True)
+class WorkspaceIdentity:
+    """The facts about one workspace that its container is built from."""
+
+    id: int
+    owner: str
+    uid: int
+    name: str
+    secret: str
+
+
+def base_url(owner: str, workspace: str) -> str:
+    return f"/user/{owner}/{workspace}/"
+
+
+def container_name(instance: str, owner: str, workspace: str) -> str:
+    return f"labspace-{instance}-{owner}-{workspace}"
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    # str.format_map would choke on other braces (JSON in an env value); replace known keys only.
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def placeholder_values(ws: WorkspaceIdentity, template: TemplateSpec) -> dict[str, str]:
+    return {
+        "user": ws.owner,
+        "uid": str(ws.uid),
+        "gid": str(ws.uid),
+        "home": f"/home/{ws.owner}",
+        "workspace": ws.name,
+        "base_url": base_url(ws.owner, ws.name) if template.app.base_url == "prefix" else "/",
+        "port": str(template.app.port),
+        "secret": ws.secret,
+    }
+
+
+def build_container_spec(
+    *,
+    instance: str,
+    network: str,
+    home: Path,
+    ws: WorkspaceIdentity,
+    template: TemplateSpec,
+) -> ContainerSpec:
+    values = placeholder_values(ws, template)
+    env = {key: _fill(value, values) for key, value in template.env.items()}
+    env.update(
+        LABSPACE_USER=ws.owner,
+        LABSPACE_UID=str(ws.uid),
+        LABSPACE_GID=str(ws.uid),
+        LABSPACE_HOME=values["home"],
+        LABSPACE_SUDO="1" if template.sudo else "0",
+        LABSPACE_WORKSPACE=ws.name,
+        LABSPACE_BASE_URL=values["base_url"],
+    )
+    mounts = [Mount(source=str(home), target=values["home"])]
+    mounts += [Mount(m.source, m.target, m.read_only) for m in template.mounts]
+    return ContainerSpec(
+        name=container_name(instance, ws.owner, ws.name),
+        image=template.image,
+        command=[_fill(part, values) for part in template.app.command],
+        env=env,
+        labels={
+            LABEL_INSTANCE: instance,
+            LABEL_OWNER: ws.owner,
+            LABEL_WORKSPACE: ws.name,
+            LABEL_WORKSPACE_ID: str(ws.id),
+            LABEL_TEMPLATE: template.name,
+        },
+        mounts=mounts,
+        limits=Limits(
+            cpus=template.limits.cpus,
+            memory_bytes=template.limits.memory_bytes,
+            pids=template.limits.pids,
+        ),
+        sudo=template.sudo,
+        network=network,
+        hostname=ws.name,
+        ports=[template.app.port],
+    )
+
+
+def health_url(target: str, ws: WorkspaceIdentity, template: TemplateSpec) -> str:
+    prefix = base_url(ws.owner, ws.name).rstrip("/") if template.app.base_url == "prefix" else ""
+    return target + prefix + "/" + template.app.health_path.lstrip("/")
+
+
+def secret_header(ws: WorkspaceIdentity, template: TemplateSpec) -> tuple[str, str]:
+    return template.app.secret_header, _fill(template.app.secret_value, {"secret": ws.secret})

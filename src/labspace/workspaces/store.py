@@ -1,0 +1,158 @@
+"""Workspace records and their event history in the database."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from labspace.errors import Conflict, NotFound
+from labspace.names import validate_name
+from labspace.state.db import Database
+from labspace.state.models import User, Workspace, WorkspaceEvent
+from labspace.workspaces.events import Event, EventBus
+from labspace.workspaces.spec import WorkspaceIdentity
+from labspace.workspaces.states import State, can_move
+
+
+@dataclass(frozen=True)
+class WorkspaceRecord:
+    """A read-only snapshot of one workspace row, safe to pass between tasks."""
+
+    id: int
+    owner: str
+    uid: int
+    name: str
+    template: str
+    state: State
+    message: str
+    container_id: str | None
+    target: str | None
+    secret: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def identity(self) -> WorkspaceIdentity:
+        return WorkspaceIdentity(
+            id=self.id, owner=self.owner, uid=self.uid, name=self.name, secret=self.secret
+        )
+
+
+def _record(ws: Workspace, owner: User) -> WorkspaceRecord:
+    return WorkspaceRecord(
+        id=ws.id, owner=owner.name, uid=owner.uid, name=ws.name, template=ws.template,
+        state=State(ws.state), message=ws.message, container_id=ws.container_id,
+        target=ws.target, secret=ws.secret, created_at=ws.created_at, updated_at=ws.updated_at,
+    )
+
+
+class InvalidTransition(Conflict):
+    pass
+
+
+class WorkspaceStore:
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self.db = db
+        self.bus = bus
+
+    async def create(self, owner: str, name: str, template: str) -> WorkspaceRecord:
+        validate_name(name, kind="workspace name")
+        try:
+            async with self.db.session() as session:
+                user = await session.scalar(select(User).where(User.name == owner))
+                if user is None:
+                    raise NotFound(f"no user {owner!r}")
+                exists = await session.scalar(
+                    select(Workspace.id).where(Workspace.owner_id == user.id,
+                                               Workspace.name == name)
+                )
+                if exists:
+                    raise Conflict(f"workspace {name!r} exists already")
+                ws = Workspace(owner_id=user.id, name=name, template=template,
+                               state=State.STOPPED, secret=secrets.token_urlsafe(32))
+                session.add(ws)
+                await session.flush()
+                session.add(WorkspaceEvent(workspace_id=ws.id, state=State.STOPPED,
+                                           message=f"created from template {template}"))
+                return _record(ws, user)
+        except IntegrityError as error:
+            raise Conflict(f"workspace {name!r} exists already") from error
+
+    async def get(self, owner: str, name: str) -> WorkspaceRecord:
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Workspace, User).join(User).where(User.name == owner,
+                                                         Workspace.name == name)
+            )).first()
+        if row is None:
+            raise NotFound(f"no workspace {owner}/{name}")
+        return _record(*row)
+
+    async def get_by_id(self, workspace_id: int) -> WorkspaceRecord | None:
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Workspace, User).join(User).where(Workspace.id == workspace_id)
+            )).first()
+        return _record(*row) if row else None
+
+    async def list(self, owner: str | None = None) -> list[WorkspaceRecord]:
+        query = select(Workspace, User).join(User).order_by(User.name, Workspace.name)
+        if owner is not None:
+            query = query.where(User.name == owner)
+        async with self.db.session() as session:
+            return [_record(*row) for row in (await session.execute(query)).all()]
+
+    async def transition(
+        self, workspace_id: int, state: State, message: str = "", *, force: bool = False,
+        **fields: Any,
+    ) -> WorkspaceRecord:
+        """Move to ``state`` (checked against the state machine), store and publish the event."""
+        async with self.db.session() as session:
+            row = (await session.execute(
+                select(Workspace, User).join(User).where(Workspace.id == workspace_id)
+            )).first()
+            if row is None:
+                raise NotFound(f"workspace {workspace_id} is gone")
+            ws, user = row
+            if not force and not can_move(State(ws.state), state):
+                raise InvalidTransition(f"workspace {user.name}/{ws.name} is {ws.state}, "
+                                        f"it cannot become {state}")
+            ws.state = state
+            ws.message = message[:2000]
+            for key, value in fields.items():
+                setattr(ws, key, value)
+            event = WorkspaceEvent(workspace_id=ws.id, state=state, message=message[:4000])
+            session.add(event)
+            await session.flush()
+            record = _record(ws, user)
+            published = Event(event.id, ws.id, event.at, state, message)
+        self.bus.publish(published)
+        return record
+
+    async def note(self, record: WorkspaceRecord, message: str) -> None:
+        """A progress step that does not change the state (stored and published)."""
+        async with self.db.session() as session:
+            event = WorkspaceEvent(workspace_id=record.id, state=record.state, message=message)
+            session.add(event)
+            await session.flush()
+            published = Event(event.id, record.id, event.at, record.state, message)
+        self.bus.publish(published)
+
+    async def events(self, workspace_id: int, after: int = 0, limit: int = 200) -> list[Event]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(WorkspaceEvent)
+                .where(WorkspaceEvent.workspace_id == workspace_id, WorkspaceEvent.id > after)
+                .order_by(WorkspaceEvent.id.desc()).limit(limit)
+            )
+            return [Event(e.id, e.workspace_id, e.at, e.state, e.message)
+                    for e in reversed(list(rows))]
+
+    async def delete(self, workspace_id: int) -> None:
+        async with self.db.session() as session:
+            await session.execute(delete(Workspace).where(Workspace.id == workspace_id))
