@@ -1,0 +1,104 @@
+"""The composition root: builds every service from the settings, in one place.
+
+Used by the web app's lifespan and by the CLI commands that work on the database directly
+(``labspace init``). Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from labspace.config import Settings
+from labspace.identity.authenticator import Authenticator, LocalAuthenticator
+from labspace.identity.passwords import generate_password
+from labspace.identity.tokens import issue_token
+from labspace.identity.users import UserService
+from labspace.runtime import Runtime
+from labspace.state.db import Database
+from labspace.templates import builtin_templates
+from labspace.templates.store import TemplateStore
+from labspace.workspaces.events import EventBus
+from labspace.workspaces.manager import WorkspaceManager
+from labspace.workspaces.reconcile import reconcile, reconcile_forever
+from labspace.workspaces.store import WorkspaceStore
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    db: Database
+    runtime: Runtime
+    users: UserService
+    templates: TemplateStore
+    store: WorkspaceStore
+    manager: WorkspaceManager
+    authenticator: Authenticator
+    bus: EventBus
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start_background(self) -> None:
+        """Reconcile once now, then on the configured interval."""
+        report = await reconcile(self.manager)
+        log.info("reconciled: %s", report)
+        self._background.append(asyncio.create_task(
+            reconcile_forever(self.manager, self.settings.reconcile_interval), name="reconcile"))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.manager.close()
+        await self.runtime.close()
+        await self.db.close()
+
+
+def default_runtime(settings: Settings) -> Runtime:
+    from labspace.runtime.docker import DockerRuntime
+
+    return DockerRuntime(settings.docker_url)
+
+
+async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    await db.migrate()
+    bus = EventBus()
+    users = UserService(db)
+    templates = TemplateStore(db)
+    await templates.seed(builtin_templates(settings.default_image_tag))
+    store = WorkspaceStore(db, bus)
+    runtime = runtime or default_runtime(settings)
+    manager = WorkspaceManager(settings, runtime, templates, store)
+    return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
+               store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    admin: str
+    password: str | None  # set only when the admin was created now
+    token_file: str
+
+
+async def bootstrap_admin(hub: Hub, name: str = "admin") -> Bootstrap:
+    """Create the first admin with a one-time password when there are no users, and keep an
+    admin API token for the CLI in data_dir/admin-token (mode 0600). Idempotent."""
+    password = None
+    if await hub.users.count() == 0:
+        password = generate_password()
+        await hub.users.create(name, password=password, is_admin=True)
+    token_path = hub.settings.data_dir / ADMIN_TOKEN_FILE
+    if not token_path.exists():
+        admins = [u for u in await hub.users.list() if u.is_admin and not u.disabled]
+        if admins:
+            async with hub.db.session() as session:
+                token = await issue_token(session, admins[0], kind="api", note="labspace CLI")
+            token_path.touch(mode=0o600)
+            token_path.write_text(token + "\n")
+    return Bootstrap(admin=name, password=password, token_file=str(token_path))

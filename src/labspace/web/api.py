@@ -1,0 +1,221 @@
+"""The REST API under /hub/api/ (OpenAPI at /hub/api/openapi.json)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import delete
+
+from labspace import __version__
+from labspace.errors import LabspaceError, NotFound, PermissionDenied
+from labspace.hub import Hub
+from labspace.identity.passwords import generate_password
+from labspace.identity.tokens import digest, issue_token
+from labspace.state.models import Token
+from labspace.templates import TemplateSpec
+from labspace.templates.store import parse_template
+from labspace.web.deps import AdminDep, CallerDep, HubDep, visible_workspace
+from labspace.web.schemas import (
+    TokenCreate,
+    TokenCreated,
+    UserCreate,
+    UserCreated,
+    UserPublic,
+    WorkspaceCreate,
+    WorkspacePublic,
+    WorkspaceUsage,
+)
+from labspace.web.streams import follow_events
+from labspace.workspaces.states import State
+from labspace.workspaces.store import WorkspaceRecord
+
+router = APIRouter(prefix="/hub/api")
+
+
+@router.get("/", summary="Version and health")
+async def root() -> dict[str, str]:
+    return {"labspace": __version__}
+
+
+@router.get("/me", response_model=UserPublic)
+async def me(caller: CallerDep) -> UserPublic:
+    return UserPublic.of(caller.user)
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+async def create_token(body: TokenCreate, caller: CallerDep, hub: HubDep) -> TokenCreated:
+    async with hub.db.session() as session:
+        token = await issue_token(session, caller.user, kind="api", note=body.note)
+    return TokenCreated(token=token, note=body.note)
+
+
+@router.delete("/tokens/current", status_code=204)
+async def revoke_current_token(caller: CallerDep, hub: HubDep) -> Response:
+    async with hub.db.session() as session:
+        await session.execute(delete(Token).where(Token.digest == digest(caller.credential)))
+    return Response(status_code=204)
+
+
+# -- users (admin) -------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=list[UserPublic])
+async def list_users(_: AdminDep, hub: HubDep) -> list[UserPublic]:
+    return [UserPublic.of(user) for user in await hub.users.list()]
+
+
+@router.post("/users", response_model=UserCreated, status_code=201)
+async def create_user(body: UserCreate, _: AdminDep, hub: HubDep) -> UserCreated:
+    password = body.password or generate_password()
+    user = await hub.users.create(body.name, password=password, is_admin=body.admin)
+    return UserCreated(
+        **UserPublic.of(user).model_dump(), password=None if body.password else password
+    )
+
+
+@router.post("/users/{name}/disable", response_model=UserPublic)
+async def disable_user(name: str, caller: AdminDep, hub: HubDep) -> UserPublic:
+    if name == caller.name:
+        raise PermissionDenied("you cannot disable your own account")
+    user = await hub.users.set_disabled(name, True)
+    # Offboarding: their running workspaces stop too (homes are kept).
+    for record in await hub.store.list(owner=name):
+        if record.state != State.STOPPED:
+            await hub.manager.stop(record.owner, record.name)
+    return UserPublic.of(user)
+
+
+@router.post("/users/{name}/enable", response_model=UserPublic)
+async def enable_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
+    return UserPublic.of(await hub.users.set_disabled(name, False))
+
+
+# -- templates -------------------------------------------------------------------------------
+
+
+@router.get("/templates", response_model=list[TemplateSpec])
+async def list_templates(_: CallerDep, hub: HubDep) -> list[TemplateSpec]:
+    return await hub.templates.list()
+
+
+@router.get("/templates/{name}", response_model=TemplateSpec)
+async def show_template(name: str, _: CallerDep, hub: HubDep) -> TemplateSpec:
+    return await hub.templates.get(name)
+
+
+@router.post("/templates", response_model=TemplateSpec, status_code=201)
+async def add_template(
+    body: dict[str, object], _: AdminDep, hub: HubDep, replace: bool = False
+) -> TemplateSpec:
+    return await hub.templates.add(parse_template(body), replace=replace)
+
+
+# -- workspaces ----------------------------------------------------------------------------
+
+
+@router.get("/workspaces", response_model=list[WorkspacePublic])
+async def list_workspaces(
+    caller: CallerDep, hub: HubDep, all: bool = Query(False, description="Admins: everyone's")
+) -> list[WorkspacePublic]:
+    if all and not caller.is_admin:
+        raise PermissionDenied("only administrators can list everyone's workspaces")
+    records = await hub.store.list(owner=None if all else caller.name)
+    return [WorkspacePublic.of(record) for record in records]
+
+
+@router.post("/workspaces", response_model=WorkspacePublic, status_code=201)
+async def create_workspace(
+    body: WorkspaceCreate, caller: CallerDep, hub: HubDep
+) -> WorkspacePublic:
+    owner = body.owner or caller.name
+    if owner != caller.name and not caller.is_admin:
+        raise PermissionDenied("only administrators can create workspaces for others")
+    record = await hub.manager.create(owner, body.name, body.template)
+    if body.start:
+        record = await hub.manager.start(owner, body.name)
+    return WorkspacePublic.of(record)
+
+
+@router.get("/workspaces/{owner}/{name}", response_model=WorkspacePublic)
+async def show_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> WorkspacePublic:
+    return WorkspacePublic.of(await visible_workspace(hub, caller, owner, name))
+
+
+@router.post("/workspaces/{owner}/{name}/start", response_model=WorkspacePublic)
+async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> WorkspacePublic:
+    await visible_workspace(hub, caller, owner, name)
+    return WorkspacePublic.of(await hub.manager.start(owner, name))
+
+
+@router.post("/workspaces/{owner}/{name}/stop", response_model=WorkspacePublic)
+async def stop_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> WorkspacePublic:
+    await visible_workspace(hub, caller, owner, name)
+    return WorkspacePublic.of(await hub.manager.stop(owner, name))
+
+
+@router.delete("/workspaces/{owner}/{name}", status_code=204)
+async def delete_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> Response:
+    await visible_workspace(hub, caller, owner, name)
+    await hub.manager.delete(owner, name)
+    return Response(status_code=204)
+
+
+@router.get("/workspaces/{owner}/{name}/events", summary="Progress as server-sent events")
+async def workspace_events(
+    owner: str,
+    name: str,
+    caller: CallerDep,
+    hub: HubDep,
+    after: int = Query(0, ge=0),
+    follow: bool = True,
+) -> StreamingResponse:
+    record = await visible_workspace(hub, caller, owner, name)
+    return StreamingResponse(
+        follow_events(hub, record, after, follow),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/workspaces/{owner}/{name}/logs", response_class=Response)
+async def workspace_logs(
+    owner: str, name: str, caller: CallerDep, hub: HubDep, tail: int = Query(100, ge=1, le=5000)
+) -> Response:
+    record = await visible_workspace(hub, caller, owner, name)
+    if not record.container_id:
+        raise NotFound("this workspace has no container yet")
+    text = await hub.runtime.logs(record.container_id, tail=tail)
+    return Response(text, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/usage", response_model=list[WorkspaceUsage], summary="Resource use (admins)")
+async def usage(_: AdminDep, hub: HubDep) -> list[WorkspaceUsage]:
+    return await workspace_usage(hub)
+
+
+async def workspace_usage(hub: Hub) -> list[WorkspaceUsage]:
+    records = await hub.store.list()
+
+    async def one(record: WorkspaceRecord) -> WorkspaceUsage:
+        cpu = mem = limit = None
+        if record.state == State.RUNNING and record.container_id:
+            try:
+                stats = await hub.runtime.stats(record.container_id)
+                cpu, mem, limit = stats.cpu_percent, stats.memory_bytes, stats.memory_limit_bytes
+            except LabspaceError:  # usage is best effort: the row stays visible
+                pass
+        return WorkspaceUsage(
+            owner=record.owner,
+            name=record.name,
+            state=record.state,
+            cpu_percent=cpu,
+            memory_bytes=mem,
+            memory_limit_bytes=limit,
+        )
+
+    return list(await asyncio.gather(*(one(record) for record in records)))

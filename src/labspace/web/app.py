@@ -1,0 +1,115 @@
+"""The hub's FastAPI application factory and its server entry point."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from labspace import __version__
+from labspace.config import Settings
+from labspace.errors import LabspaceError
+from labspace.hub import Hub, open_hub
+from labspace.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "pages")
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/hub/api/") or "text/html" not in request.headers.get(
+        "accept", ""
+    )
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": message}, status_code=status)
+    if status == 401:
+        from urllib.parse import quote
+
+        return Response(status_code=303, headers={
+            "Location": f"/hub/login?next={quote(request.url.path)}"})
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message, "caller": None},
+        status_code=status,
+    )
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the hub app; services are opened in the lifespan, not at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub: Hub = await open_hub(settings, runtime)
+        app.state.hub = hub
+        app.state.signing_key = settings.signing_key()
+        await hub.start_background()
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    app = FastAPI(
+        title="labspace",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/hub/api/docs",
+        redoc_url=None,
+        openapi_url="/hub/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.templates = templates
+
+    @app.exception_handler(LabspaceError)
+    async def labspace_error(request: Request, error: LabspaceError) -> Response:
+        if error.http_status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, error.detail or error)
+        return error_response(request, error.http_status, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}"
+            for e in error.errors()
+        )
+        return error_response(request, 422, f"invalid request: {problems}")
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, _error: Exception) -> Response:
+        return error_response(request, 404, "there is nothing at this address")
+
+    from labspace.web import api, login, pages
+
+    app.include_router(api.router)
+    app.include_router(login.router)
+    app.include_router(pages.router)
+    app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def run_hub(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.hub_host,
+        port=settings.hub_port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        timeout_graceful_shutdown=5,
+    )
+
+

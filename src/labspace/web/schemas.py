@@ -1,0 +1,86 @@
+"""API input and output shapes, separate from the tables (a hash can never leak out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from labspace.names import NAME_PATTERN
+from labspace.state.models import User
+from labspace.workspaces.store import WorkspaceRecord
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(_Input):
+    name: str = Field(pattern=NAME_PATTERN, max_length=30)
+    password: str | None = Field(None, min_length=8, max_length=200)
+    admin: bool = False
+
+
+class UserPublic(BaseModel):
+    name: str
+    uid: int
+    admin: bool
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserPublic:
+        return cls(name=user.name, uid=user.uid, admin=user.is_admin, disabled=user.disabled,
+                   created_at=user.created_at)
+
+
+class UserCreated(UserPublic):
+    password: str | None = Field(None, description="The generated one-time password, if any.")
+
+
+class TokenCreate(_Input):
+    note: str = Field("", max_length=100)
+
+
+class TokenCreated(BaseModel):
+    token: str
+    note: str
+
+
+class WorkspaceCreate(_Input):
+    name: str = Field(pattern=NAME_PATTERN, max_length=30)
+    template: str = Field(pattern=NAME_PATTERN, max_length=30)
+    owner: str | None = Field(None, description="Admins only: create for another user.")
+    start: bool = True
+
+
+class WorkspacePublic(BaseModel):
+    owner: str
+    name: str
+    template: str
+    state: str
+    message: str
+    url: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: WorkspaceRecord) -> WorkspacePublic:
+        return cls(owner=record.owner, name=record.name, template=record.template,
+                   state=record.state, message=record.message,
+                   url=f"/user/{record.owner}/{record.name}/",
+                   created_at=record.created_at, updated_at=record.updated_at)
+
+
+class WorkspaceUsage(BaseModel):
+    owner: str
+    name: str
+    state: str
+    cpu_percent: float | None
+    memory_bytes: int | None
+    memory_limit_bytes: int | None
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str | None = None
