@@ -1,0 +1,112 @@
+"""The proxy's own small answers: error pages for browsers, JSON for everything else."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from urllib.parse import quote
+
+from aiohttp import web
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{head}
+<title>{title} - labspace</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;
+color:#222}}h1{{font-size:1.4rem}}a.button{{display:inline-block;padding:.5rem 1rem;
+background:#2563eb;color:#fff;border-radius:.3rem;text-decoration:none}}</style>
+</head><body><h1>{title}</h1>{body}</body></html>
+"""
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def wants_html(request: web.BaseRequest) -> bool:
+    """True for a browser navigating (Accept mentions text/html), False for API clients."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def html_page(
+    status: int, title: str, body_html: str, *, refresh: int | None = None
+) -> web.Response:
+    head = f'\n<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    text = _PAGE.format(head=head, title=escape(title), body=body_html)
+    return web.Response(
+        status=status, text=text, content_type="text/html", charset="utf-8", headers=_NO_STORE
+    )
+
+
+def json_error(status: int, message: str, **extra: str) -> web.Response:
+    body = json.dumps({"status": status, "message": message, **extra})
+    return web.Response(
+        status=status, text=body, content_type="application/json", headers=_NO_STORE
+    )
+
+
+def error(request: web.BaseRequest, status: int, title: str, message: str) -> web.Response:
+    """An HTML page for browsers, JSON for the rest."""
+    if wants_html(request):
+        return html_page(status, title, f"<p>{escape(message)}</p>")
+    return json_error(status, message)
+
+
+def health() -> web.Response:
+    return web.Response(text='{"status": "ok"}', content_type="application/json")
+
+
+def to_hub() -> web.Response:
+    return web.Response(status=302, headers={"Location": "/hub/", **_NO_STORE})
+
+
+def login_redirect(path_qs: str) -> web.Response:
+    location = "/hub/login?next=" + quote(path_qs, safe="/")
+    return web.Response(status=302, headers={"Location": location, **_NO_STORE})
+
+
+def unauthenticated() -> web.Response:
+    return json_error(401, "authentication required: log in or send 'Authorization: Bearer "
+                      "<token>'")
+
+
+def forbidden(request: web.BaseRequest) -> web.Response:
+    # The same answer whether or not the workspace exists: it reveals nothing.
+    return error(request, 403, "Not allowed", "You are not allowed to open this workspace.")
+
+
+def not_found(request: web.BaseRequest) -> web.Response:
+    return error(request, 404, "Not found", "There is no such page or workspace.")
+
+
+def hub_down(request: web.BaseRequest) -> web.Response:
+    message = "labspace is restarting, retry in a few seconds"
+    if request.path.startswith("/hub/api/") or not wants_html(request):
+        return json_error(503, message)
+    return html_page(503, "labspace is restarting", f"<p>{message}.</p>", refresh=5)
+
+
+def source_down(request: web.BaseRequest) -> web.Response:
+    return error(request, 503, "Temporarily unavailable",
+                 "labspace cannot look up this workspace right now; retry in a few seconds.")
+
+
+def not_running(request: web.BaseRequest, owner: str, workspace: str, state: str) -> web.Response:
+    hub_url = f"/hub/workspaces/{quote(owner)}/{quote(workspace)}"
+    waiting = state in ("starting", "pending")
+    if not wants_html(request):
+        return json_error(503, f"workspace {owner}/{workspace} is {state}", state=state,
+                          url=hub_url)
+    if waiting:
+        body = (f"<p>The workspace <b>{escape(workspace)}</b> is {escape(state)}. This page "
+                "reloads by itself until it is ready.</p>"
+                f'<p><a href="{escape(hub_url)}">Workspace page</a></p>')
+    else:
+        body = (f"<p>The workspace <b>{escape(workspace)}</b> is {escape(state)}.</p>"
+                f'<p><a class="button" href="{escape(hub_url)}">Start it from its '
+                "page</a></p>")
+    return html_page(503, f"Workspace {state}", body, refresh=3 if waiting else None)
+
+
+def upstream_down(request: web.BaseRequest) -> web.Response:
+    return error(request, 502, "The workspace is not answering",
+                 "the workspace is not answering; it may be starting, stopping or busy. "
+                 "Retry in a few seconds.")
