@@ -1,0 +1,305 @@
+"""Forwarding: stream an HTTP request to an upstream and its answer back, or pump a WebSocket.
+
+Nothing here buffers a whole body (except small responses that declare a Content-Length),
+decompresses, or outlives the client: the server runs with handler cancellation, so a client
+that leaves cancels the upstream request, whose connection is then closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "labspace-session"
+
+# Hop-by-hop headers (RFC 9110 7.6.1) plus what a proxy must set itself.
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+})
+_REQUEST_DROP = _HOP_BY_HOP | {"expect"}
+_WS_HANDSHAKE = frozenset({
+    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+    "sec-websocket-protocol", "sec-websocket-accept",
+})
+# Responses at most this big that declare their length are read whole and sent in one write.
+SMALL_BODY = 64 * 1024
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream could not be asked; nothing was sent to the client yet.
+
+    ``connect_failed`` means no connection could be made at all (so the request body is
+    untouched and the request may be retried elsewhere).
+    """
+
+    def __init__(self, message: str, *, connect_failed: bool) -> None:
+        super().__init__(message)
+        self.connect_failed = connect_failed
+
+
+def strip_cookie(value: str, name: str = SESSION_COOKIE) -> str:
+    """The Cookie header ``value`` without the cookie ``name``; the other cookies untouched."""
+    if name not in value:
+        return value
+    kept = [
+        part.strip() for part in value.split(";")
+        if part.strip() and part.split("=", 1)[0].strip() != name
+    ]
+    return "; ".join(kept)
+
+
+def upstream_headers(
+    request: web.BaseRequest,
+    *,
+    workspace: bool,
+    secret: tuple[str, str] | None = None,
+    websocket: bool = False,
+) -> CIMultiDict[str]:
+    """The headers to send upstream.
+
+    For a workspace (``workspace=True``) the labspace session cookie and the incoming
+    Authorization header are removed and ``secret`` (name, value) is set; for the hub
+    everything end-to-end passes unchanged.
+    """
+    incoming = request.headers
+    drop = _REQUEST_DROP
+    connection = incoming.get("Connection")
+    if connection and connection.lower() not in ("keep-alive", "close", "upgrade"):
+        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    if websocket:
+        drop = drop | _WS_HANDSHAKE
+    headers: CIMultiDict[str] = CIMultiDict()
+    for key, value in incoming.items():
+        lower = key.lower()
+        if lower in drop:
+            continue
+        if workspace:
+            if lower == "authorization":
+                continue
+            if lower == "cookie":
+                value = strip_cookie(value)
+                if not value:
+                    continue
+        headers.add(key, value)
+    remote = request.remote or ""
+    previous = incoming.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{previous}, {remote}" if previous else remote
+    if "X-Forwarded-Proto" not in headers:
+        headers["X-Forwarded-Proto"] = request.scheme
+    if "X-Forwarded-Host" not in headers and request.host:
+        headers["X-Forwarded-Host"] = request.host
+    if secret is not None:
+        headers[secret[0]] = secret[1]
+    return headers
+
+
+def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    raw = upstream.headers
+    connection = raw.get("Connection")
+    drop = _HOP_BY_HOP
+    if connection and connection.lower() not in ("keep-alive", "close"):
+        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    headers: CIMultiDict[str] = CIMultiDict()
+    for key, value in raw.items():
+        if key.lower() not in drop:
+            headers.add(key, value)
+    return headers
+
+
+def _url(base: str, path_qs: str) -> URL:
+    return URL(base + path_qs, encoded=True)
+
+
+async def forward_http(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    base: str,
+    path_qs: str,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    """Send the request to ``base + path_qs`` and stream the answer back.
+
+    Raises UpstreamUnavailable when the upstream could not be reached or failed before
+    answering; after the answer has begun, failures just end the client's connection.
+    """
+    upstream = await _send(request, session, _url(base, path_qs), headers)
+    try:
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason,
+            headers=_response_headers(upstream),
+        )
+        length = upstream.content_length
+        if (length is not None and length <= SMALL_BODY and request.method != "HEAD"
+                and upstream.status not in _NO_BODY_STATUS):
+            try:
+                body = await upstream.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise UpstreamUnavailable(str(exc) or type(exc).__name__,
+                                          connect_failed=False) from exc
+            await response.prepare(request)
+            await response.write_eof(body)
+            return response
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The upstream failed mid-answer: end the client's connection so it sees a
+            # truncated response instead of a complete-looking one.
+            log.info("upstream %s failed mid-response: %r", base, exc)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+    except BaseException:
+        upstream.close()  # never return a half-read connection to the pool
+        raise
+    finally:
+        upstream.release()
+
+
+async def _send(
+    request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str]
+) -> aiohttp.ClientResponse:
+    has_body = request.body_exists
+    retried = False
+    while True:
+        try:
+            return await session.request(
+                request.method, url, headers=headers,
+                data=request.content if has_body else None,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise UpstreamUnavailable(str(exc), connect_failed=True) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            # A pooled keep-alive connection the upstream had just closed: retry once when
+            # the request has no body (nothing was consumed).
+            if not retried and not has_body:
+                retried = True
+                continue
+            raise UpstreamUnavailable(str(exc), connect_failed=False) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable(str(exc) or type(exc).__name__,
+                                      connect_failed=False) from exc
+
+
+# --------------------------------------------------------------------------- WebSocket
+
+
+def _close_code(code: object) -> int:
+    """A close code that may be sent on (1005/1006/1015 may only be observed)."""
+    if isinstance(code, int) and (1000 <= code <= 1003 or 1007 <= code <= 1014
+                                  or 3000 <= code <= 4999):
+        return code
+    return 1000
+
+
+_AnyWS = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+async def _pump(source: _AnyWS, sink: _AnyWS) -> None:
+    """Copy messages from ``source`` to ``sink`` until ``source`` closes; then close ``sink``."""
+    try:
+        while True:
+            msg = await source.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                await sink.send_str(msg.data)
+            elif kind is WSMsgType.BINARY:
+                await sink.send_bytes(msg.data)
+            elif kind is WSMsgType.PING:
+                await sink.ping(msg.data)
+            elif kind is WSMsgType.PONG:
+                await sink.pong(msg.data)
+            elif kind is WSMsgType.CLOSE:
+                code = _close_code(msg.data)
+                reason = (msg.extra or "").encode()[:120]
+                await source.close(code=code, message=reason)
+                await sink.close(code=code, message=reason)
+                return
+            else:  # CLOSING, CLOSED, ERROR: the source went away without a close frame
+                await sink.close(code=1011 if kind is WSMsgType.ERROR else 1001)
+                return
+    except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+        log.debug("websocket pump ended: %r", exc)
+        with contextlib.suppress(Exception):
+            await source.close(code=1011)
+        with contextlib.suppress(Exception):
+            await sink.close(code=1011)
+
+
+def _protocols(request: web.BaseRequest) -> list[str]:
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    return [item.strip() for item in offered.split(",") if item.strip()]
+
+
+async def forward_websocket(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    base: str,
+    path_qs: str,
+    headers: CIMultiDict[str],
+    open_sockets: set[web.WebSocketResponse] | None = None,
+) -> web.StreamResponse:
+    """Open a WebSocket to the upstream, accept the client's, and pump both ways."""
+    try:
+        upstream = await session.ws_connect(
+            _url(base, path_qs), headers=headers, protocols=_protocols(request),
+            autoclose=False, autoping=False, heartbeat=None, compress=0, max_msg_size=0,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        # The upstream answered but refused the upgrade: pass its status on.
+        return web.Response(status=exc.status or 502, text=exc.message or "")
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        raise UpstreamUnavailable(str(exc), connect_failed=True) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UpstreamUnavailable(str(exc) or type(exc).__name__, connect_failed=False) from exc
+    client = web.WebSocketResponse(
+        protocols=(upstream.protocol,) if upstream.protocol else (),
+        autoclose=False, autoping=False, heartbeat=None, compress=False, max_msg_size=0,
+    )
+    try:
+        await client.prepare(request)
+        if open_sockets is not None:
+            open_sockets.add(client)
+        await _pump_both(client, upstream)
+    finally:
+        if open_sockets is not None:
+            open_sockets.discard(client)
+        if not upstream.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(upstream.close(code=1001))
+    return client
+
+
+async def _pump_both(client: web.WebSocketResponse,
+                     upstream: aiohttp.ClientWebSocketResponse) -> None:
+    tasks = [asyncio.ensure_future(_pump(client, upstream)),
+             asyncio.ensure_future(_pump(upstream, client))]
+    try:
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        # The first pump closed both ends; give the other a moment to see its close.
+        if pending:
+            await asyncio.wait(pending, timeout=10.0)
+    finally:
+        _cancel(tasks)
+
+
+def _cancel(tasks: Iterable[asyncio.Future[None]]) -> None:
+    for task in tasks:
+        if not task.done():
+            task.cancel()
