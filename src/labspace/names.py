@@ -17,7 +17,7 @@ _NAME_RE = re.compile(NAME_PATTERN)
 # Unix account names a user must not take inside a workspace image.
 RESERVED_USER_NAMES = frozenset(
     {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-     "proxy", "backup", "list", "irc", "nobody", "sudo", "admin", "hub", "labspace", "www-data",
+     "proxy", "backup", "list", "irc", "nobody", "sudo", "hub", "labspace", "www-data",
      "systemd-network", "messagebus", "sshd", "staff", "users", "api", "user"}
 )
 
