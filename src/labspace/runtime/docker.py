@@ -48,10 +48,15 @@ from labspace.runtime.base import (
 # Capabilities every workspace keeps: the entrypoint (root) sets up the user, chowns its
 # home and drops to it; the app may bind a port below 1024.
 BASE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"]
-# Added when the user may sudo: sudo logs to the audit subsystem (AUDIT_WRITE; without it
-# sudo refuses with "unable to send audit message"), dpkg keeps setuid/setgid bits on files
-# it installs (FSETID) and postinst scripts set file capabilities, e.g. ping (SETFCAP).
-SUDO_CAPS = ["AUDIT_WRITE", "FSETID", "SETFCAP"]
+# Added when the user may sudo (each checked in labspace/jupyterlab with sudo and dpkg):
+# AUDIT_WRITE: sudo logs every use to the audit subsystem and prints "unable to send audit
+#   message" on each call without it;
+# FSETID: dpkg installs setgid binaries owned by other groups (crontab, wall, chage); without
+#   it the kernel silently strips the setgid bit and those tools break.
+# Not SETFCAP: postinst scripts that `setcap` a capability outside this bounding set (ping:
+#   cap_net_raw) would leave a binary that cannot be executed at all (EPERM); without
+#   SETFCAP they fall back to setuid root, which works (and ping uses ICMP datagram sockets).
+SUDO_CAPS = ["AUDIT_WRITE", "FSETID"]
 
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 NETWORK_LABEL = LABEL_PREFIX + "network"
