@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -55,7 +56,7 @@ class UserService:
             raise NotFound(f"no user {name!r}")
         return user
 
-    async def list(self) -> list[User]:
+    async def list(self) -> builtins.list[User]:
         async with self.db.session() as session:
             return list(await session.scalars(select(User).order_by(User.name)))
 

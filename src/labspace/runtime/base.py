@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -104,7 +105,7 @@ class Runtime(Protocol):
         """The container, or None when it does not exist."""
         ...
 
-    async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+    async def list(self, labels: dict[str, str]) -> builtins.list[ContainerInfo]:
         """All containers (running or not) carrying every given label."""
         ...
 
@@ -113,7 +114,7 @@ class Runtime(Protocol):
     async def stats(self, container_id: str) -> ContainerStats: ...
 
     async def exec(
-        self, container_id: str, command: list[str], user: str | None = None
+        self, container_id: str, command: builtins.list[str], user: str | None = None
     ) -> ExecResult: ...
 
     async def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ def parse_template(data: object) -> TemplateSpec:
 class TemplateStore:
     db: Database
 
-    async def list(self) -> list[TemplateSpec]:
+    async def list(self) -> builtins.list[TemplateSpec]:
         async with self.db.session() as session:
             rows = await session.scalars(select(Template).order_by(Template.name))
             return [TemplateSpec.model_validate(row.spec) for row in rows]
@@ -53,7 +54,7 @@ class TemplateStore:
                 row.spec = spec.model_dump(mode="json")
         return spec
 
-    async def seed(self, specs: list[TemplateSpec]) -> None:
+    async def seed(self, specs: builtins.list[TemplateSpec]) -> None:
         """Add built-in templates that are missing; never overwrite an admin's edits."""
         for spec in specs:
             with contextlib.suppress(Conflict):

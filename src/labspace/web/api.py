@@ -90,6 +90,17 @@ async def disable_user(name: str, caller: AdminDep, hub: HubDep) -> UserPublic:
     return UserPublic.of(user)
 
 
+@router.post("/users/{name}/tokens", response_model=TokenCreated, status_code=201)
+async def create_user_token(
+    name: str, body: TokenCreate, _: AdminDep, hub: HubDep
+) -> TokenCreated:
+    """Admins issue an API token for a user (scripts, workshop set-up)."""
+    user = await hub.users.get(name)
+    async with hub.db.session() as session:
+        token = await issue_token(session, user, kind="api", note=body.note)
+    return TokenCreated(token=token, note=body.note)
+
+
 @router.post("/users/{name}/enable", response_model=UserPublic)
 async def enable_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
     return UserPublic.of(await hub.users.set_disabled(name, False))

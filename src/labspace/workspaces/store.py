@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,9 +46,18 @@ class WorkspaceRecord:
 
 def _record(ws: Workspace, owner: User) -> WorkspaceRecord:
     return WorkspaceRecord(
-        id=ws.id, owner=owner.name, uid=owner.uid, name=ws.name, template=ws.template,
-        state=State(ws.state), message=ws.message, container_id=ws.container_id,
-        target=ws.target, secret=ws.secret, created_at=ws.created_at, updated_at=ws.updated_at,
+        id=ws.id,
+        owner=owner.name,
+        uid=owner.uid,
+        name=ws.name,
+        template=ws.template,
+        state=State(ws.state),
+        message=ws.message,
+        container_id=ws.container_id,
+        target=ws.target,
+        secret=ws.secret,
+        created_at=ws.created_at,
+        updated_at=ws.updated_at,
     )
 
 
@@ -68,39 +78,55 @@ class WorkspaceStore:
                 if user is None:
                     raise NotFound(f"no user {owner!r}")
                 exists = await session.scalar(
-                    select(Workspace.id).where(Workspace.owner_id == user.id,
-                                               Workspace.name == name)
+                    select(Workspace.id).where(
+                        Workspace.owner_id == user.id, Workspace.name == name
+                    )
                 )
                 if exists:
                     raise Conflict(f"workspace {name!r} exists already")
-                ws = Workspace(owner_id=user.id, name=name, template=template,
-                               state=State.STOPPED, secret=secrets.token_urlsafe(32))
+                ws = Workspace(
+                    owner_id=user.id,
+                    name=name,
+                    template=template,
+                    state=State.STOPPED,
+                    secret=secrets.token_urlsafe(32),
+                )
                 session.add(ws)
                 await session.flush()
-                session.add(WorkspaceEvent(workspace_id=ws.id, state=State.STOPPED,
-                                           message=f"created from template {template}"))
+                session.add(
+                    WorkspaceEvent(
+                        workspace_id=ws.id,
+                        state=State.STOPPED,
+                        message=f"created from template {template}",
+                    )
+                )
                 return _record(ws, user)
         except IntegrityError as error:
             raise Conflict(f"workspace {name!r} exists already") from error
 
     async def get(self, owner: str, name: str) -> WorkspaceRecord:
         async with self.db.session() as session:
-            row = (await session.execute(
-                select(Workspace, User).join(User).where(User.name == owner,
-                                                         Workspace.name == name)
-            )).first()
+            row = (
+                await session.execute(
+                    select(Workspace, User)
+                    .join(User)
+                    .where(User.name == owner, Workspace.name == name)
+                )
+            ).first()
         if row is None:
             raise NotFound(f"no workspace {owner}/{name}")
         return _record(*row)
 
     async def get_by_id(self, workspace_id: int) -> WorkspaceRecord | None:
         async with self.db.session() as session:
-            row = (await session.execute(
-                select(Workspace, User).join(User).where(Workspace.id == workspace_id)
-            )).first()
+            row = (
+                await session.execute(
+                    select(Workspace, User).join(User).where(Workspace.id == workspace_id)
+                )
+            ).first()
         return _record(*row) if row else None
 
-    async def list(self, owner: str | None = None) -> list[WorkspaceRecord]:
+    async def list(self, owner: str | None = None) -> builtins.list[WorkspaceRecord]:
         query = select(Workspace, User).join(User).order_by(User.name, Workspace.name)
         if owner is not None:
             query = query.where(User.name == owner)
@@ -108,20 +134,28 @@ class WorkspaceStore:
             return [_record(*row) for row in (await session.execute(query)).all()]
 
     async def transition(
-        self, workspace_id: int, state: State, message: str = "", *, force: bool = False,
+        self,
+        workspace_id: int,
+        state: State,
+        message: str = "",
+        *,
+        force: bool = False,
         **fields: Any,
     ) -> WorkspaceRecord:
         """Move to ``state`` (checked against the state machine), store and publish the event."""
         async with self.db.session() as session:
-            row = (await session.execute(
-                select(Workspace, User).join(User).where(Workspace.id == workspace_id)
-            )).first()
+            row = (
+                await session.execute(
+                    select(Workspace, User).join(User).where(Workspace.id == workspace_id)
+                )
+            ).first()
             if row is None:
                 raise NotFound(f"workspace {workspace_id} is gone")
             ws, user = row
             if not force and not can_move(State(ws.state), state):
-                raise InvalidTransition(f"workspace {user.name}/{ws.name} is {ws.state}, "
-                                        f"it cannot become {state}")
+                raise InvalidTransition(
+                    f"workspace {user.name}/{ws.name} is {ws.state}, it cannot become {state}"
+                )
             ws.state = state
             ws.message = message[:2000]
             for key, value in fields.items():
@@ -143,15 +177,19 @@ class WorkspaceStore:
             published = Event(event.id, record.id, event.at, record.state, message)
         self.bus.publish(published)
 
-    async def events(self, workspace_id: int, after: int = 0, limit: int = 200) -> list[Event]:
+    async def events(
+        self, workspace_id: int, after: int = 0, limit: int = 200
+    ) -> builtins.list[Event]:
         async with self.db.session() as session:
             rows = await session.scalars(
                 select(WorkspaceEvent)
                 .where(WorkspaceEvent.workspace_id == workspace_id, WorkspaceEvent.id > after)
-                .order_by(WorkspaceEvent.id.desc()).limit(limit)
+                .order_by(WorkspaceEvent.id.desc())
+                .limit(limit)
             )
-            return [Event(e.id, e.workspace_id, e.at, e.state, e.message)
-                    for e in reversed(list(rows))]
+            return [
+                Event(e.id, e.workspace_id, e.at, e.state, e.message) for e in reversed(list(rows))
+            ]
 
     async def delete(self, workspace_id: int) -> None:
         async with self.db.session() as session:

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real Docker engine, the built workspace image, a running labspace.
+
+Tests that need containers use the session-wide ``stack`` (proxy + hub processes on
+loopback with a unique instance label); everything it creates is removed at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labspace.testing import Stack
+
+JUPYTER_IMAGE = "labspace/jupyterlab:latest"
+
+
+def _docker_ok() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    if not _docker_ok():
+        pytest.fail("no Docker engine answers: run scripts/ensure-docker.sh (scripts/test.sh does)")
+
+
+@pytest.fixture(scope="session")
+def jupyter_image(docker_engine: None) -> str:
+    found = subprocess.run(["docker", "image", "inspect", JUPYTER_IMAGE], capture_output=True,
+                           check=False)
+    if found.returncode != 0:
+        pytest.fail(f"image {JUPYTER_IMAGE} is missing: run `labspace image build`")
+    return JUPYTER_IMAGE
+
+
+@pytest.fixture(scope="session")
+def stack(jupyter_image: str) -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix="labspace-test-"))
+    running = Stack(root, extra_env={"LABSPACE_RECONCILE_INTERVAL": "2"})
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()
+
+
+@dataclass
+class Person:
+    """A user of the test stack with an API token and a logged-in browser-like client."""
+
+    name: str
+    password: str
+    token: str
+    stack: Stack
+
+    def api(self) -> httpx.Client:
+        return self.stack.client(self.token)
+
+    def browser(self) -> httpx.Client:
+        """A client holding a session cookie, as a browser would after logging in."""
+        client = httpx.Client(base_url=self.stack.url, timeout=60.0,
+                              headers={"Accept": "text/html"})
+        response = client.post("/hub/login", data={"username": self.name,
+                                                    "password": self.password})
+        assert response.status_code == 303, response.text
+        return client
+
+
+@pytest.fixture(scope="session")
+def people(stack: Stack) -> dict[str, Person]:
+    """Two ordinary users, alice and bob, plus the admin."""
+    made: dict[str, Person] = {}
+    with stack.client() as admin:
+        for name in ("alice", "bob"):
+            password = f"{name}-secret-pw"
+            response = admin.post("/hub/api/users", json={"name": name, "password": password})
+            assert response.status_code == 201, response.text
+            token = admin.post(f"/hub/api/users/{name}/tokens", json={"note": "tests"}).json()
+            made[name] = Person(name, password, token["token"], stack)
+    made["admin"] = Person("admin", stack.admin_password, stack.admin_token, stack)
+    return made
+
+
+def wait_state(client: httpx.Client, owner: str, name: str, states: set[str],
+               timeout: float = 120.0) -> dict[str, object]:
+    """Poll a workspace until it reaches one of ``states`` (bounded)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    body: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/hub/api/workspaces/{owner}/{name}").json()
+        if body.get("state") in states:
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"{owner}/{name} did not reach {states}: {body}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On failure, attach the labspace processes' logs (like DockerSpawner's container logs)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "stack" in getattr(item, "funcargs", {}):
+        report.sections.append(("labspace logs", item.funcargs["stack"].logs()))
