@@ -225,20 +225,23 @@ async def _pump(source: _AnyWS, sink: _AnyWS) -> None:
             elif kind is WSMsgType.PONG:
                 await sink.pong(msg.data)
             elif kind is WSMsgType.CLOSE:
+                # Pass the close on first (the app hears the client's code), then answer it.
                 code = _close_code(msg.data)
                 reason = (msg.extra or "").encode()[:120]
-                await source.close(code=code, message=reason)
                 await sink.close(code=code, message=reason)
+                await source.close(code=code, message=reason)
                 return
-            else:  # CLOSING, CLOSED, ERROR: the source went away without a close frame
-                await sink.close(code=1011 if kind is WSMsgType.ERROR else 1001)
+            else:  # CLOSING, CLOSED, ERROR
+                if not source.closed:  # it went away without a close frame
+                    await sink.close(code=1011 if kind is WSMsgType.ERROR else 1001)
+                # else: the other pump is closing both ends
                 return
     except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
         log.debug("websocket pump ended: %r", exc)
         with contextlib.suppress(Exception):
-            await source.close(code=1011)
-        with contextlib.suppress(Exception):
             await sink.close(code=1011)
+        with contextlib.suppress(Exception):
+            await source.close(code=1011)
 
 
 def _protocols(request: web.BaseRequest) -> list[str]:

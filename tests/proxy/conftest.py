@@ -1,0 +1,242 @@
+"""Fixtures for the proxy tests: a real upstream app, a fake hub, and the proxy on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from labspace.config import load_settings
+from labspace.proxy.app import create_app, start_proxy
+from labspace.proxy.source import Principal, Route
+
+SECRET = "token upstream-secret-1234"
+
+
+@dataclass
+class StaticRouteSource:
+    """An in-memory RouteSource: fixed routes and tokens, counting how often it is asked."""
+
+    routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    principals: dict[str, Principal] = field(default_factory=dict)
+    route_calls: int = 0
+    principal_calls: int = 0
+
+    async def route(self, owner: str, workspace: str) -> Route | None:
+        self.route_calls += 1
+        return self.routes.get((owner, workspace))
+
+    async def principal(self, token: str) -> Principal | None:
+        self.principal_calls += 1
+        return self.principals.get(token)
+
+
+@dataclass
+class Recorder:
+    """What the upstream saw, and switches the tests use to steer it."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    release_stream: asyncio.Event = field(default_factory=asyncio.Event)
+    slow_started: asyncio.Event = field(default_factory=asyncio.Event)
+    slow_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    ws_close_codes: list[int | None] = field(default_factory=list)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+
+def _record(recorder: Recorder, request: web.Request) -> dict[str, Any]:
+    seen = {
+        "method": request.method,
+        "raw_path": request.raw_path,
+        "headers": dict(request.headers),
+        "cookies": dict(request.cookies),
+    }
+    recorder.requests.append(seen)
+    return seen
+
+
+def upstream_app(recorder: Recorder) -> web.Application:
+    """A stand-in for a workspace app; it refuses anyone without the proxy's secret."""
+
+    @web.middleware
+    async def require_secret(request: web.Request, handler: Any) -> web.StreamResponse:
+        _record(recorder, request)
+        if request.headers.get("Authorization") != SECRET:
+            return web.json_response({"error": "no secret"}, status=403)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def json_(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": True, "raw_path": request.raw_path},
+                                 headers={"Set-Cookie": "app=1; Path=/"})
+
+    async def gzipped(request: web.Request) -> web.StreamResponse:
+        body = gzip.compress(b"hello compressed world" * 100)
+        return web.Response(body=body, headers={"Content-Encoding": "gzip",
+                                                "Content-Type": "text/plain"})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"first\n")
+        await asyncio.wait_for(recorder.release_stream.wait(), 10)
+        await response.write(b"second\n")
+        await response.write_eof()
+        return response
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        size = int(request.query.get("mb", "5")) * 1024 * 1024
+        response = web.StreamResponse(headers={"Content-Length": str(size)})
+        await response.prepare(request)
+        chunk = b"x" * 65536
+        for _ in range(size // len(chunk)):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def upload(request: web.Request) -> web.StreamResponse:
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            size += len(chunk)
+        return web.json_response({"size": size, "sha256": digest.hexdigest()})
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        recorder.slow_started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            recorder.slow_cancelled.set()
+            raise
+        return web.Response(text="too late")
+
+    async def ws(request: web.Request) -> web.StreamResponse:
+        sock = web.WebSocketResponse(max_msg_size=0, protocols=("v1.test.labspace",))
+        await sock.prepare(request)
+        async for msg in sock:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                if msg.data == "close-me":
+                    await sock.close(code=4002, message=b"bye")
+                    break
+                await sock.send_str(msg.data)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                await sock.send_bytes(msg.data)
+        recorder.ws_close_codes.append(sock.close_code)
+        return sock
+
+    handlers = {"json": json_, "gzip": gzipped, "stream": stream, "download": download,
+                "upload": upload, "slow": slow, "ws": ws}
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        name = request.path.rstrip("/").rsplit("/", 1)[-1]
+        handler = handlers.get(name, json_)
+        return await handler(request)
+
+    app = web.Application(middlewares=[require_secret],
+                          handler_args={"handler_cancellation": True})
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+def hub_app(recorder: Recorder) -> web.Application:
+    async def anything(request: web.Request) -> web.StreamResponse:
+        _record(recorder, request)
+        return web.json_response({"hub": True, "raw_path": request.raw_path})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", anything)
+    return app
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    source: StaticRouteSource
+    upstream: Recorder
+    hub: Recorder
+    upstream_url: str
+    url: str  # the proxy's base URL
+
+
+ProxyFactory = Callable[[StaticRouteSource, int], Awaitable[str]]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def make_proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ProxyFactory]:
+    runners: list[web.AppRunner] = []
+    data_dir: Path = tmp_path_factory.mktemp("proxy")
+
+    async def make(source: StaticRouteSource, hub_port: int) -> str:
+        settings = load_settings(data_dir=data_dir, hub_host="127.0.0.1", hub_port=hub_port)
+        runner = await start_proxy(create_app(settings, source), "127.0.0.1", 0)
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def proxied(make_proxy: ProxyFactory) -> AsyncIterator[Stack]:
+    upstream, hub = Recorder(), Recorder()
+    up_runner, up_port = await serve(upstream_app(upstream))
+    hub_runner, hub_port = await serve(hub_app(hub))
+    target = f"http://127.0.0.1:{up_port}"
+    running = {"state": "running", "target": target, "secret_value": SECRET}
+    source = StaticRouteSource(
+        routes={
+            ("alice", "lab"): Route("alice", "lab", **running),
+            ("alice", "bare"): Route("alice", "bare", strip_prefix=True, **running),
+            ("alice", "off"): Route("alice", "off", "stopped", None),
+            ("alice", "boot"): Route("alice", "boot", "starting", None),
+            ("alice", "gone"): Route("alice", "gone", "running", f"http://127.0.0.1:{free_port()}",
+                                     secret_value=SECRET),
+            ("bob", "lab"): Route("bob", "lab", **running),
+        },
+        principals={
+            "alice-session": Principal("alice", False),
+            "alice-token": Principal("alice", False),
+            "bob-session": Principal("bob", False),
+            "root-token": Principal("root", True),
+        },
+    )
+    url = await make_proxy(source, hub_port)
+    yield Stack(source, upstream, hub, target, url)
+    await up_runner.cleanup()
+    await hub_runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                     auto_decompress=False) as session:
+        yield session
