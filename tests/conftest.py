@@ -112,3 +112,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = outcome.get_result()
     if report.failed and "stack" in getattr(item, "funcargs", {}):
         report.sections.append(("labspace logs", item.funcargs["stack"].logs()))
+
+
+@pytest.fixture(scope="session")
+def stack_url(stack: Stack) -> str:
+    return stack.url
