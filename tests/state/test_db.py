@@ -1,0 +1,151 @@
+"""State on both supported databases: SQLite (default) and PostgreSQL (by URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from labspace.errors import Conflict, InvalidInput, NotFound
+from labspace.identity.tokens import issue_token, resolve_token
+from labspace.identity.users import UID_BASE, UserService
+from labspace.state.db import Database
+from labspace.state.models import Token
+from labspace.templates import builtin_templates
+from labspace.templates.store import TemplateStore, parse_template
+from labspace.workspaces.events import EventBus
+from labspace.workspaces.states import State
+from labspace.workspaces.store import InvalidTransition, WorkspaceStore
+
+POSTGRES_URL = os.environ.get("LABSPACE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
+        await database.migrate()
+        yield database
+        await database.close()
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("LABSPACE_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
+        pytest.skip("set LABSPACE_TEST_POSTGRES_URL to test PostgreSQL (scripts/test.sh does)")
+    # A private schema per test keeps runs independent on one database.
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = Database(POSTGRES_URL)
+    async with admin.engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    await admin.close()
+    database = Database(POSTGRES_URL,
+                        connect_args={"server_settings": {"search_path": schema}})
+    await database.migrate()
+    yield database
+    await database.close()
+    admin = Database(POSTGRES_URL)
+    async with admin.engine.begin() as connection:
+        await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await admin.close()
+
+
+async def test_migrations_are_idempotent(db: Database) -> None:
+    await db.migrate()
+    async with db.session() as session:
+        version = await session.scalar(text("SELECT version_num FROM alembic_version"))
+    assert version == "0001"
+
+
+async def test_users_get_stable_unique_uids(db: Database) -> None:
+    users = UserService(db)
+    first = await users.create("ada", password="correct horse")
+    assert first.uid == UID_BASE
+    made = await asyncio.gather(*(users.create(f"u{i}") for i in range(8)))
+    uids = {user.uid for user in made} | {first.uid}
+    assert len(uids) == 9
+    assert (await users.get("ada")).uid == first.uid
+    with pytest.raises(Conflict):
+        await users.create("ada")
+    with pytest.raises(InvalidInput):
+        await users.create("Bad_Name")
+    with pytest.raises(InvalidInput):
+        await users.create("root")
+    with pytest.raises(InvalidInput):
+        await users.create("short", password="1234")
+    assert [u.name for u in await users.list()][0] == "ada"
+
+
+async def test_tokens_resolve_expire_and_die_with_the_account(db: Database) -> None:
+    users = UserService(db)
+    user = await users.create("grace", password="long enough")
+    async with db.session() as session:
+        api = await issue_token(session, user, kind="api")
+        short = await issue_token(session, user, kind="session", max_age=60)
+    async with db.session() as session:
+        resolved = await resolve_token(session, api)
+        assert resolved is not None and resolved.user.name == "grace"
+        stored = list(await session.scalars(Token.__table__.select()))
+        assert all(api not in str(row) for row in stored)  # only digests are kept
+        assert await resolve_token(session, "lsp_not-a-token") is None
+        assert await resolve_token(session, "garbage") is None
+        token = (await resolve_token(session, short))
+        assert token is not None
+        token.token.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    async with db.session() as session:
+        assert await resolve_token(session, short) is None
+    await users.set_disabled("grace")
+    async with db.session() as session:
+        assert await resolve_token(session, api) is None
+
+
+async def test_workspace_state_machine_and_events(db: Database) -> None:
+    await UserService(db).create("lin")
+    bus = EventBus()
+    store = WorkspaceStore(db, bus)
+    record = await store.create("lin", "thesis", "jupyterlab")
+    assert record.state == State.STOPPED and len(record.secret) >= 32
+    with pytest.raises(Conflict):
+        await store.create("lin", "thesis", "jupyterlab")
+    with pytest.raises(InvalidInput):
+        await store.create("lin", "-bad", "jupyterlab")
+    with pytest.raises(NotFound):
+        await store.create("nobody", "x", "jupyterlab")
+    queue = bus.subscribe(record.id)
+    with pytest.raises(InvalidTransition):
+        await store.transition(record.id, State.RUNNING)
+    await store.transition(record.id, State.PENDING, "queued")
+    await store.transition(record.id, State.STARTING, "go")
+    await store.note(await store.get("lin", "thesis"), "container created")
+    await store.transition(record.id, State.RUNNING, "ready", target="http://10.0.0.2:8888")
+    live = [queue.get_nowait().message for _ in range(4)]
+    assert live == ["queued", "go", "container created", "ready"]
+    history = await store.events(record.id)
+    assert [e.state for e in history] == ["stopped", "pending", "starting", "starting",
+                                          "running"]
+    assert history == sorted(history, key=lambda e: e.id)
+    assert (await store.get("lin", "thesis")).target == "http://10.0.0.2:8888"
+    await store.delete(record.id)
+    with pytest.raises(NotFound):
+        await store.get("lin", "thesis")
+    assert await store.events(record.id) == []
+
+
+async def test_templates_seed_never_overwrites_and_validate(db: Database) -> None:
+    templates = TemplateStore(db)
+    await templates.seed(builtin_templates("img:1"))
+    edited = (await templates.get("jupyterlab")).model_copy(update={"image": "custom:2"})
+    await templates.add(edited, replace=True)
+    await templates.seed(builtin_templates("img:1"))
+    assert (await templates.get("jupyterlab")).image == "custom:2"
+    with pytest.raises(InvalidInput, match="limits.memory"):
+        parse_template({**edited.model_dump(), "name": "x", "limits": {"memory": "lots"}})
+    with pytest.raises(InvalidInput, match="name"):
+        parse_template({**edited.model_dump(), "name": "Not Valid"})
+    with pytest.raises(InvalidInput, match="mounts"):
+        parse_template({**edited.model_dump(), "mounts": [{"source": "rel", "target": "/x"}]})
