@@ -78,7 +78,7 @@ async def test_users_get_stable_unique_uids(db: Database) -> None:
         await users.create("root")
     with pytest.raises(InvalidInput):
         await users.create("short", password="1234")
-    assert [u.name for u in await users.list()][0] == "ada"
+    assert next(u.name for u in await users.list()) == "ada"
 
 
 async def test_tokens_resolve_expire_and_die_with_the_account(db: Database) -> None:
@@ -143,7 +143,7 @@ async def test_templates_seed_never_overwrites_and_validate(db: Database) -> Non
     await templates.add(edited, replace=True)
     await templates.seed(builtin_templates("img:1"))
     assert (await templates.get("jupyterlab")).image == "custom:2"
-    with pytest.raises(InvalidInput, match="limits.memory"):
+    with pytest.raises(InvalidInput, match=r"limits\.memory"):
         parse_template({**edited.model_dump(), "name": "x", "limits": {"memory": "lots"}})
     with pytest.raises(InvalidInput, match="name"):
         parse_template({**edited.model_dump(), "name": "Not Valid"})

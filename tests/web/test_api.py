@@ -1,0 +1,92 @@
+"""Bad input to the REST API: a clear 4xx error, and nothing half-created."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from labspace.testing import Stack
+from tests.conftest import Person
+
+
+def workspace_names(api: httpx.Client) -> set[str]:
+    return {ws["name"] for ws in api.get("/hub/api/workspaces").json()}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"name": "Bad Name", "template": "jupyterlab"}, 422, "name"),
+        ({"name": "x" * 31, "template": "jupyterlab"}, 422, "name"),
+        ({"name": "-dash", "template": "jupyterlab"}, 422, "name"),
+        ({"name": "fine", "template": "no-such-template"}, 404, "no template"),
+        ({"name": "fine", "template": "jupyterlab", "surprise": 1}, 422, "surprise"),
+        ({"template": "jupyterlab"}, 422, "name"),
+    ],
+)
+def test_bad_workspace_requests(people: dict[str, Person], body: dict[str, object],
+                                status: int, fragment: str) -> None:
+    with people["alice"].api() as api:
+        before = workspace_names(api)
+        response = api.post("/hub/api/workspaces", json=body)
+        assert response.status_code == status, response.text
+        assert fragment in response.json()["error"]
+        assert workspace_names(api) == before
+
+
+def test_malformed_json_and_duplicates(people: dict[str, Person]) -> None:
+    with people["bob"].api() as api:
+        broken = api.post("/hub/api/workspaces", content=b"{not json",
+                          headers={"Content-Type": "application/json"})
+        assert broken.status_code == 422 and "error" in broken.json()
+        first = api.post("/hub/api/workspaces",
+                         json={"name": "dup", "template": "jupyterlab", "start": False})
+        assert first.status_code == 201
+        again = api.post("/hub/api/workspaces",
+                         json={"name": "dup", "template": "jupyterlab", "start": False})
+        assert again.status_code == 409 and "exists already" in again.json()["error"]
+        assert api.delete("/hub/api/workspaces/bob/dup").status_code == 204
+        assert api.get("/hub/api/workspaces/bob/nope").status_code == 404
+
+
+def test_bad_users_and_templates(people: dict[str, Person]) -> None:
+    with people["admin"].api() as api:
+        users = {u["name"] for u in api.get("/hub/api/users").json()}
+        for body in ({"name": "UPPER"}, {"name": "root"}, {"name": "ok-name", "password": "1"}):
+            response = api.post("/hub/api/users", json=body)
+            assert 400 <= response.status_code < 500, response.text
+            assert response.json()["error"]
+        assert {u["name"] for u in api.get("/hub/api/users").json()} == users
+        assert api.post("/hub/api/users", json={"name": "alice"}).status_code == 409
+        templates = api.get("/hub/api/templates").json()
+        bad = api.post("/hub/api/templates", json={"name": "t1", "image": ""})
+        assert bad.status_code == 400 and "display_name" in bad.json()["error"]
+        assert api.get("/hub/api/templates").json() == templates
+        assert api.post("/hub/api/users/admin/disable").status_code == 403
+
+
+def test_authentication_errors(stack: Stack) -> None:
+    assert httpx.get(f"{stack.url}/hub/api/me").status_code == 401
+    bad = httpx.get(f"{stack.url}/hub/api/me", headers={"Authorization": "Bearer lsp_nope"})
+    assert bad.status_code == 401 and bad.json()["error"]
+
+
+def test_openapi_document(stack: Stack) -> None:
+    document = httpx.get(f"{stack.url}/hub/api/openapi.json").json()
+    assert "/hub/api/workspaces" in document["paths"]
+    assert "/hub/api/workspaces/{owner}/{name}/events" in document["paths"]
+
+
+def test_disabling_a_user_stops_their_workspaces_and_logs_them_out(
+    stack: Stack, people: dict[str, Person]
+) -> None:
+    with stack.client() as admin:
+        admin.post("/hub/api/users", json={"name": "leaver", "password": "leaver-password"})
+        token = admin.post("/hub/api/users/leaver/tokens", json={}).json()["token"]
+        with stack.client(token) as leaver:
+            created = leaver.post("/hub/api/workspaces",
+                                  json={"name": "w", "template": "jupyterlab", "start": False})
+            assert created.status_code == 201
+            assert admin.post("/hub/api/users/leaver/disable").json()["disabled"] is True
+            assert leaver.get("/hub/api/me").status_code == 401
+        assert admin.get("/hub/api/workspaces/leaver/w").json()["state"] == "stopped"
