@@ -134,22 +134,22 @@ async def forward_http(
     answering; after the answer has begun, failures just end the client's connection.
     """
     upstream = await _send(request, session, _url(base, path_qs), headers)
+    response: web.StreamResponse | None = None
     try:
-        response = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason,
-            headers=_response_headers(upstream),
-        )
+        headers_out = _response_headers(upstream)
         length = upstream.content_length
         if (length is not None and length <= SMALL_BODY and request.method != "HEAD"
                 and upstream.status not in _NO_BODY_STATUS):
+            # Small and of known length: one write carries the status, headers and body.
             try:
                 body = await upstream.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise UpstreamUnavailable(str(exc) or type(exc).__name__,
                                           connect_failed=False) from exc
-            await response.prepare(request)
-            await response.write_eof(body)
-            return response
+            return web.Response(status=upstream.status, reason=upstream.reason,
+                                headers=headers_out, body=body)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=headers_out)
         await response.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():
@@ -163,6 +163,9 @@ async def forward_http(
             return response
         await response.write_eof()
         return response
+    except ConnectionResetError:  # the client left while we answered
+        upstream.close()
+        return response or web.Response(status=499)
     except BaseException:
         upstream.close()  # never return a half-read connection to the pool
         raise

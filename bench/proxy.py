@@ -1,0 +1,306 @@
+"""Proxy benchmark: direct vs proxied requests/s, latency and WebSocket round trips.
+
+    .venv/bin/python bench/proxy.py [--seconds 10] [--connections 16] [--rounds 2]
+
+Starts an upstream JSON/WebSocket app and the proxy (run_proxy, with a StaticRouteSource) as
+separate processes on loopback, then alternates direct and proxied runs of a bounded load
+generator (wrk when installed, else an aiohttp client loop in another process).
+Targets: proxied >= 0.8x direct requests/s, <= 1 ms added p50; WebSocket overhead p50 <= 0.5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SECRET = "token bench-secret"
+TOKEN = "bench-token"
+PATH = "/user/bench/lab/api/status"
+WS_PATH = "/user/bench/lab/api/ws"
+HERE = Path(__file__).resolve()
+
+
+# ------------------------------------------------------------------ child processes
+
+
+def run_upstream(port: int) -> None:
+    import uvloop
+    from aiohttp import web
+
+    body = json.dumps({"status": "ok", "kernels": 1, "connections": 0}).encode()
+
+    async def status(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != SECRET:
+            return web.Response(status=403)
+        return web.Response(body=body, content_type="application/json")
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(msg.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get(PATH, status)
+    app.router.add_get(WS_PATH, echo)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
+                loop=uvloop.new_event_loop())
+
+
+def run_proxy_process(port: int, upstream_port: int, hub_port: int) -> None:
+    sys.path.insert(0, str(HERE.parents[1] / "src"))
+    from labspace.config import load_settings
+    from labspace.proxy.app import run_proxy
+    from labspace.proxy.source import Principal, Route
+
+    class StaticRouteSource:
+        async def route(self, owner: str, workspace: str) -> Route | None:
+            if (owner, workspace) != ("bench", "lab"):
+                return None
+            return Route("bench", "lab", "running", f"http://127.0.0.1:{upstream_port}",
+                         secret_value=SECRET)
+
+        async def principal(self, token: str) -> Principal | None:
+            return Principal("bench", False) if token == TOKEN else None
+
+    settings = load_settings(public_host="127.0.0.1", public_port=port, hub_port=hub_port,
+                             data_dir=Path(tempfile.mkdtemp(prefix="labspace-bench-")))
+    run_proxy(settings, StaticRouteSource())
+
+
+# ------------------------------------------------------------------ load generation
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> Result:
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+               "--timeout", "5s"]
+    for key, value in headers.items():
+        command += ["-H", f"{key}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True,
+                         timeout=seconds + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    if "Non-2xx" in out or "Socket errors" in out:
+        print("   wrk reported errors:\n" + out, file=sys.stderr)
+    return Result(rps, p50, p99)
+
+
+def run_client_load(url: str, headers_json: str, seconds: float, connections: int) -> None:
+    """Fallback load generator (own process): prints JSON {count, latencies_ms sample}."""
+    import aiohttp
+    import uvloop
+
+    headers = json.loads(headers_json)
+
+    async def main() -> None:
+        latencies: list[float] = []
+        deadline = time.monotonic() + seconds
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+            async def worker() -> None:
+                while time.monotonic() < deadline and len(latencies) < 5_000_000:
+                    start = time.perf_counter()
+                    async with session.get(url) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            raise RuntimeError(f"status {resp.status}")
+                    latencies.append((time.perf_counter() - start) * 1000)
+
+            await asyncio.gather(*(worker() for _ in range(connections)))
+        print(json.dumps({"count": len(latencies), "seconds": seconds,
+                          "latencies": sorted(latencies)[:: max(1, len(latencies) // 20000)]}))
+
+    uvloop.run(main())
+
+
+def client_load(url: str, headers: dict[str, str], seconds: int, connections: int) -> Result:
+    out = subprocess.run(
+        [sys.executable, str(HERE), "_load", url, json.dumps(headers), str(seconds),
+         str(connections)], capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout
+    data = json.loads(out)
+    lat = data["latencies"]
+    return Result(data["count"] / data["seconds"], _pct(lat, 50), _pct(lat, 99))
+
+
+def _pct(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * pct / 100))]
+
+
+# ------------------------------------------------------------------ WebSocket round trips
+
+
+async def ws_round_trips(url: str, headers: dict[str, str], count: int) -> list[float]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=headers) as ws:
+        payload = '{"msg_type": "execute_request", "content": {"code": "1+1"}}'
+        for _ in range(min(200, count)):  # warm-up
+            await ws.send_str(payload)
+            await ws.receive(timeout=5)
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await ws.send_str(payload)
+            await ws.receive(timeout=5)
+            times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)
+
+
+# ------------------------------------------------------------------ orchestration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server process exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
+
+
+def fmt(result: Result) -> str:
+    return f"{result.rps:9.0f} req/s  p50 {result.p50_ms:6.3f} ms  p99 {result.p99_ms:6.3f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ws-messages", type=int, default=2000)
+    parser.add_argument("--no-wrk", action="store_true", help="use the aiohttp load loop")
+    args = parser.parse_args()
+    args.ws_messages = min(args.ws_messages, 100_000)
+    args.seconds = min(args.seconds, 600)
+
+    import psutil
+    import uvloop
+
+    up_port, proxy_port, hub_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
+    upstream = subprocess.Popen([sys.executable, str(HERE), "_upstream", str(up_port)], env=env)
+    proxy = subprocess.Popen([sys.executable, str(HERE), "_proxy", str(proxy_port),
+                              str(up_port), str(hub_port)], env=env)
+    try:
+        wait_listening(up_port, upstream)
+        wait_listening(proxy_port, proxy)
+        use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+        load = wrk if use_wrk else client_load
+        direct_url = f"http://127.0.0.1:{up_port}{PATH}"
+        proxy_url = f"http://127.0.0.1:{proxy_port}{PATH}"
+        direct_h = {"Authorization": SECRET}
+        proxy_h = {"Authorization": f"Bearer {TOKEN}"}
+        print(f"load generator: {'wrk' if use_wrk else 'aiohttp loop'}, {args.connections} "
+              f"connections, {args.seconds} s per run, {args.rounds} rounds, "
+              f"{os.cpu_count()} CPUs")
+        load(proxy_url, proxy_h, 2, args.connections)  # warm-up (caches, pools)
+        direct: list[Result] = []
+        proxied: list[Result] = []
+        for r in range(args.rounds):
+            direct.append(load(direct_url, direct_h, args.seconds, args.connections))
+            print(f"  round {r + 1} direct : {fmt(direct[-1])}")
+            proxied.append(load(proxy_url, proxy_h, args.seconds, args.connections))
+            print(f"  round {r + 1} proxied: {fmt(proxied[-1])}")
+
+        def med(results: list[Result]) -> Result:
+            return Result(*(statistics.median(getattr(x, f) for x in results)
+                            for f in ("rps", "p50_ms", "p99_ms")))
+
+        d, p = med(direct), med(proxied)
+        ratio = p.rps / d.rps
+        added = p.p50_ms - d.p50_ms
+        print(f"HTTP direct : {fmt(d)}")
+        print(f"HTTP proxied: {fmt(p)}")
+        print(f"HTTP ratio proxied/direct {ratio:.2f}x (target >= 0.8), added p50 "
+              f"{added:.3f} ms (target <= 1 ms)")
+
+        # Unloaded latency (1 connection): the cost of the extra hop without queueing.
+        short = max(2, args.seconds // 2)
+        d1 = load(direct_url, direct_h, short, 1)
+        p1 = load(proxy_url, proxy_h, short, 1)
+        print(f"1 connection direct : {fmt(d1)}")
+        print(f"1 connection proxied: {fmt(p1)}  (added p50 {p1.p50_ms - d1.p50_ms:.3f} ms)")
+
+        ws_direct: list[float] = []
+        ws_proxied: list[float] = []
+        for _ in range(args.rounds):
+            ws_direct += uvloop.run(ws_round_trips(
+                f"http://127.0.0.1:{up_port}{WS_PATH}", direct_h, args.ws_messages))
+            ws_proxied += uvloop.run(ws_round_trips(
+                f"http://127.0.0.1:{proxy_port}{WS_PATH}", proxy_h, args.ws_messages))
+        ws_direct.sort()
+        ws_proxied.sort()
+        wd50, wd99 = _pct(ws_direct, 50), _pct(ws_direct, 99)
+        wp50, wp99 = _pct(ws_proxied, 50), _pct(ws_proxied, 99)
+        print(f"WS direct : p50 {wd50:.3f} ms  p99 {wd99:.3f} ms ({len(ws_direct)} round trips)")
+        print(f"WS proxied: p50 {wp50:.3f} ms  p99 {wp99:.3f} ms")
+        print(f"WS added p50 {wp50 - wd50:.3f} ms (target <= 0.5 ms)")
+        rss = psutil.Process(proxy.pid).memory_info().rss
+        print(f"proxy RSS {rss / 1024 / 1024:.1f} MiB")
+        ok = ratio >= 0.8 and added <= 1.0 and wp50 - wd50 <= 0.5
+        print("targets:", "met" if ok else "NOT met")
+        return 0
+    finally:
+        for process in (proxy, upstream):
+            process.terminate()
+        for process in (proxy, upstream):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_upstream":
+        run_upstream(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_proxy":
+        run_proxy_process(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_load":
+        run_client_load(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
+    else:
+        sys.exit(main())
