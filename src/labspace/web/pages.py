@@ -1,5 +1,260 @@
-"""Server-rendered pages (placeholder until the full UI lands)."""
+"""Server-rendered pages under /hub/: my workspaces, a workspace's progress, admin, tokens.
 
-from fastapi import APIRouter
+Plain HTML forms and one small script (static/progress.js) for the live progress view.
+Every page gets ``caller`` and ``csrf``; every POST form carries ``_csrf`` and every POST
+handler depends on ``user_caller`` (CallerDep) or ``admin_caller`` (AdminDep), which check it.
+"""
 
-router = APIRouter(prefix="/hub")
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from labspace.errors import InvalidInput, LabspaceError, NotFound
+from labspace.identity.passwords import generate_password
+from labspace.identity.tokens import issue_token
+from labspace.names import NAME_PATTERN, validate_name
+from labspace.web import api
+from labspace.web.app import templates
+from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep, csrf_token, visible_workspace
+from labspace.web.login import safe_next
+from labspace.workspaces.states import SETTLED, TRANSIENT, State
+from labspace.workspaces.store import WorkspaceRecord
+
+router = APIRouter(prefix="/hub", include_in_schema=False)
+
+# The HTML pattern attribute is anchored by the browser: drop our ^...$.
+HTML_NAME_PATTERN = NAME_PATTERN.removeprefix("^").removesuffix("$")
+NAME_HINT = ("1-30 lowercase letters, digits and dashes, starting with a letter and "
+             "not ending with a dash")
+
+
+# -- rendering helpers -----------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["bytes"] = _bytes
+
+
+def _render(
+    request: Request, view: str, caller: Caller, status: int = 200, **context: Any
+) -> Response:
+    context.update(caller=caller, csrf=csrf_token(request, caller),
+                   name_pattern=HTML_NAME_PATTERN, name_hint=NAME_HINT)
+    return templates.TemplateResponse(request, view, context, status_code=status)
+
+
+def _see(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def _workspace_path(owner: str, name: str) -> str:
+    return f"/hub/workspaces/{quote(owner)}/{quote(name)}"
+
+
+def _workspace_url(owner: str, name: str) -> str:
+    return f"/user/{quote(owner)}/{quote(name)}/"
+
+
+# -- my workspaces ---------------------------------------------------------------------------
+
+
+async def _home(
+    request: Request, caller: Caller, hub: HubDep, *, status: int = 200,
+    error: str | None = None, form: dict[str, str] | None = None,
+) -> Response:
+    records = await hub.store.list(owner=caller.name)
+    specs = await hub.templates.list()
+    names = {spec.name: spec.display_name for spec in specs}
+    return _render(
+        request, "home.html", caller, status, workspaces=records, templates=specs,
+        template_names=names, error=error, form=form or {}, transient=TRANSIENT,
+    )
+
+
+@router.get("/")
+async def home(request: Request, caller: CallerDep, hub: HubDep) -> Response:
+    return await _home(request, caller, hub)
+
+
+@router.post("/workspaces")
+async def create_workspace(
+    request: Request,
+    caller: CallerDep,
+    hub: HubDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+    template: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    name, template = name.strip(), template.strip()
+    try:
+        validate_name(name, kind="workspace name")
+        try:
+            await hub.templates.get(template)
+        except NotFound as missing:
+            raise InvalidInput(f"there is no template {template!r}") from missing
+        await hub.manager.create(caller.name, name, template)
+        try:
+            await hub.manager.start(caller.name, name)
+        except LabspaceError:
+            await hub.manager.delete(caller.name, name)  # nothing half-created
+            raise
+    except LabspaceError as error:
+        status = error.http_status if error.http_status < 500 else 502
+        return await _home(request, caller, hub, status=status, error=error.message,
+                           form={"name": name, "template": template})
+    return _see(_workspace_path(caller.name, name) + "?launch=1")
+
+
+# -- one workspace ---------------------------------------------------------------------------
+
+
+@router.get("/workspaces/{owner}/{name}")
+async def workspace_page(
+    request: Request, owner: str, name: str, caller: CallerDep, hub: HubDep,
+    launch: bool = False,
+) -> Response:
+    record = await visible_workspace(hub, caller, owner, name)
+    events = await hub.store.events(record.id, limit=50)
+    spec_names = {spec.name: spec.display_name for spec in await hub.templates.list()}
+    busy = record.state in TRANSIENT or hub.manager.busy(record.id)
+    # The steps of the operation under way (or the last one): from the last "queued".
+    starts = [i for i, event in enumerate(events) if event.state == State.PENDING]
+    steps = events[starts[-1]:] if starts else events[-1:]
+    return _render(
+        request, "workspace.html", caller, ws=record, events=events, steps=steps, busy=busy,
+        launch=launch, template_name=spec_names.get(record.template, record.template),
+        url=_workspace_url(record.owner, record.name),
+        page=_workspace_path(record.owner, record.name),
+        events_url=f"/hub/api/workspaces/{quote(owner)}/{quote(name)}/events",
+        last_event=events[-1].id if events else 0,
+        settled=[str(state) for state in SETTLED],
+    )
+
+
+async def _owned(hub: HubDep, caller: Caller, owner: str, name: str) -> WorkspaceRecord:
+    return await visible_workspace(hub, caller, owner, name)
+
+
+@router.post("/workspaces/{owner}/{name}/start")
+async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> Response:
+    await _owned(hub, caller, owner, name)
+    await hub.manager.start(owner, name)
+    return _see(_workspace_path(owner, name) + "?launch=1")
+
+
+@router.post("/workspaces/{owner}/{name}/stop")
+async def stop_workspace(
+    owner: str, name: str, caller: CallerDep, hub: HubDep,
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    await _owned(hub, caller, owner, name)
+    await hub.manager.stop(owner, name)
+    return _see(safe_next(next) if next else _workspace_path(owner, name))
+
+
+@router.post("/workspaces/{owner}/{name}/delete")
+async def delete_workspace(
+    owner: str, name: str, caller: CallerDep, hub: HubDep,
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    await _owned(hub, caller, owner, name)
+    await hub.manager.delete(owner, name)
+    return _see(safe_next(next))
+
+
+# -- API tokens ------------------------------------------------------------------------------
+
+
+@router.get("/token")
+async def token_page(request: Request, caller: CallerDep) -> Response:
+    return _render(request, "token.html", caller, token=None, note="")
+
+
+@router.post("/token")
+async def token_create(
+    request: Request, caller: CallerDep, hub: HubDep,
+    note: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    async with hub.db.session() as session:
+        token = await issue_token(session, caller.user, kind="api", note=note.strip())
+    return _render(request, "token.html", caller, token=token, note=note.strip(),
+                   hub_url=str(request.base_url).rstrip("/"))
+
+
+# -- administration --------------------------------------------------------------------------
+
+
+async def _admin(
+    request: Request, caller: Caller, hub: HubDep, *, status: int = 200,
+    error: str | None = None, created: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    users = await hub.users.list()
+    specs = await hub.templates.list()
+    usage = await api.workspace_usage(hub)
+    records = {(r.owner, r.name): r for r in await hub.store.list()}
+    rows = [(u, records.get((u.owner, u.name))) for u in usage]
+    return _render(
+        request, "admin.html", caller, status, users=users, templates=specs, rows=rows,
+        error=error, created=created, form=form or {},
+    )
+
+
+@router.get("/admin")
+async def admin_page(request: Request, caller: AdminDep, hub: HubDep) -> Response:
+    return await _admin(request, caller, hub)
+
+
+@router.post("/admin/users")
+async def admin_add_user(
+    request: Request, caller: AdminDep, hub: HubDep,
+    name: Annotated[str, Form(max_length=100)] = "",
+    admin: Annotated[bool, Form()] = False,
+) -> Response:
+    name = name.strip()
+    password = generate_password()
+    try:
+        await hub.users.create(name, password=password, is_admin=admin)
+    except LabspaceError as error:
+        return await _admin(request, caller, hub, status=error.http_status, error=error.message,
+                            form={"name": name, "admin": admin})
+    return await _admin(request, caller, hub, created={"name": name, "password": password})
+
+
+@router.post("/admin/users/{name}/disable")
+async def admin_disable_user(name: str, caller: AdminDep, hub: HubDep) -> Response:
+    await api.disable_user(name, caller, hub)  # the API's offboarding: also stops workspaces
+    return _see("/hub/admin")
+
+
+@router.post("/admin/users/{name}/enable")
+async def admin_enable_user(name: str, caller: AdminDep, hub: HubDep) -> Response:
+    await hub.users.set_disabled(name, False)
+    return _see("/hub/admin")
+
+
+@router.get("/admin/templates/{name}")
+async def admin_template(request: Request, name: str, caller: AdminDep, hub: HubDep) -> Response:
+    spec = await hub.templates.get(name)
+    return _render(request, "template.html", caller, spec=spec,
+                   spec_json=spec.model_dump_json(indent=2))
+
