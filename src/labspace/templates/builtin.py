@@ -14,6 +14,8 @@ JUPYTERLAB_COMMAND = [
     # The proxy authenticates people; the app only has to trust the proxy's secret.
     "--ServerApp.allow_remote_access=True",
     "--ServerApp.trust_xheaders=True",
+    # No calls to PyPI from every workspace at start; admins install extensions in images.
+    "--LabApp.extension_manager=readonly",
 ]
 
 
