@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from labspace import __version__
-from labspace.cli import server
+from labspace.cli import config, images, server, templates, users, workspaces
 from labspace.errors import LabspaceError
 
 app = typer.Typer(
@@ -21,27 +21,11 @@ app = typer.Typer(
 server.register(app)
 
 
-def _register_optional() -> None:
-    """Sub-apps that talk to a running hub through its API."""
-    import importlib
-
-    for module, name, help_text in (
-        ("labspace.cli.users", "user", "Add, list, disable and enable accounts."),
-        ("labspace.cli.workspaces", "workspace", "List, start, stop and delete workspaces."),
-        ("labspace.cli.templates", "template", "List, add and show workspace templates."),
-        ("labspace.cli.images", "image", "Build workspace images."),
-        ("labspace.cli.config", "config", "Show the configuration and its reference."),
-    ):
-        try:
-            sub = importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-            continue
-        app.add_typer(sub.app, name=name, help=help_text)
-
-
-_register_optional()
+app.add_typer(users.app, name="user", help="Add, list, disable and enable accounts.")
+app.add_typer(workspaces.app, name="workspace", help="List, start, stop and delete workspaces.")
+app.add_typer(templates.app, name="template", help="List, add and show workspace templates.")
+app.add_typer(images.app, name="image", help="Build workspace images.")
+app.add_typer(config.app, name="config", help="Show the configuration and its reference.")
 
 
 def _version(value: bool) -> None:

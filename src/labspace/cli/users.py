@@ -1,0 +1,126 @@
+"""``labspace user``: add, list, disable and enable accounts, and issue API tokens."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from labspace.cli.client import JsonOption, UrlOption, connect, print_json
+from labspace.errors import InvalidInput
+from labspace.names import validate_user_name
+
+app = typer.Typer(no_args_is_help=True, help="Add, list, disable and enable accounts.")
+console = Console()
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def _show(user: dict[str, Any], verb: str) -> None:
+    role = "administrator" if user.get("admin") else "user"
+    console.print(f"{verb} {role} [bold]{user['name']}[/] (uid {user['uid']})")
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="User name: lowercase letters, digits, dashes.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input "
+                     "(else a one-time password is generated and printed)."),
+    ] = False,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an account. Without --password-stdin, prints a generated one-time password."""
+    validate_user_name(name)
+    body: dict[str, Any] = {"name": name, "admin": admin}
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(
+                f"a password needs at least {MIN_PASSWORD_LENGTH} characters "
+                "(read from standard input)"
+            )
+        body["password"] = password
+    with connect(url) as client:
+        user = client.post("/users", body)
+    if as_json:
+        print_json(user)
+        return
+    _show(user, "created")
+    if user.get("password"):
+        console.print(f"one-time password: [bold]{escape(user['password'])}[/]   (shown once)",
+                      highlight=False)
+
+
+@app.command("list")
+def list_(url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """List every account (administrators only)."""
+    with connect(url) as client:
+        users = client.get("/users")
+    if as_json:
+        print_json(users)
+        return
+    table = Table("name", "uid", "role", "status", "created")
+    for user in users:
+        table.add_row(
+            user["name"],
+            str(user["uid"]),
+            "admin" if user["admin"] else "user",
+            "[red]disabled[/]" if user["disabled"] else "active",
+            str(user["created_at"])[:19].replace("T", " "),
+        )
+    console.print(table)
+
+
+@app.command("disable")
+def disable(
+    name: Annotated[str, typer.Argument(help="The user to disable.")],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Disable an account: no more logins or tokens; their running workspaces stop.
+    Their home and workspaces are kept."""
+    with connect(url) as client, console.status(f"disabling {name}…"):
+        user = client.post(f"/users/{name}/disable")
+    if as_json:
+        print_json(user)
+        return
+    console.print(f"disabled [bold]{name}[/] (their workspaces were stopped; homes are kept)")
+
+
+@app.command("enable")
+def enable(
+    name: Annotated[str, typer.Argument(help="The user to enable again.")],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enable a disabled account again."""
+    with connect(url) as client:
+        user = client.post(f"/users/{name}/enable")
+    if as_json:
+        print_json(user)
+        return
+    console.print(f"enabled [bold]{name}[/]")
+
+
+@app.command("token")
+def token(
+    name: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    note: Annotated[str, typer.Option(help="What the token is for.")] = "labspace CLI",
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue an API token for a user and print it (only this once)."""
+    with connect(url) as client:
+        issued = client.post(f"/users/{name}/tokens", {"note": note})
+    if as_json:
+        print_json(issued)
+        return
+    sys.stdout.write(issued["token"] + "\n")
