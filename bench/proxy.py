@@ -1,10 +1,16 @@
 """Proxy benchmark: direct vs proxied requests/s, latency and WebSocket round trips.
 
-    .venv/bin/python bench/proxy.py [--seconds 10] [--connections 16] [--rounds 2]
+    .venv/bin/python bench/proxy.py [--app jupyter|tiny] [--seconds 10] [--connections 16]
+                                    [--rounds 2]
 
-Starts an upstream JSON/WebSocket app and the proxy (run_proxy, with a StaticRouteSource) as
-separate processes on loopback, then alternates direct and proxied runs of a bounded load
-generator (wrk when installed, else an aiohttp client loop in another process).
+--app jupyter (default): starts a real labspace (labspace.testing.Stack, Docker) with one
+JupyterLab workspace and loads its JSON endpoint /user/admin/bench/api directly (container IP,
+the workspace secret) and through the proxy (admin token); WebSocket round trips go through
+a Jupyter terminal (a key typed, its echo from the pty).
+--app tiny: a tiny aiohttp JSON/WebSocket-echo upstream and the proxy (run_proxy, with a
+StaticRouteSource) as separate processes on loopback.
+Both alternate direct and proxied runs of a bounded load generator (wrk when installed, else
+an aiohttp client loop in another process).
 Targets: proxied >= 0.8x direct requests/s, <= 1 ms added p50; WebSocket overhead p50 <= 0.5 ms.
 """
 
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -24,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SECRET = "token bench-secret"
 TOKEN = "bench-token"
@@ -179,6 +187,42 @@ async def ws_round_trips(url: str, headers: dict[str, str], count: int) -> list[
     return sorted(times)
 
 
+async def terminal_round_trips(url: str, headers: dict[str, str], count: int) -> list[float]:
+    """Round trips through a Jupyter terminal: type a key, wait for the pty's echo.
+
+    Alternates 'a' and backspace so the command line never grows.
+    """
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=headers) as ws:
+        await ws.send_str(json.dumps(["set_size", 24, 80, 600, 800]))
+
+        async def one(key: str) -> None:
+            await ws.send_str(json.dumps(["stdin", key]))
+            while True:
+                msg = await ws.receive(timeout=5)
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    raise RuntimeError(f"terminal websocket: {msg.type}")
+                if json.loads(msg.data)[0] == "stdout":
+                    return
+
+        await asyncio.sleep(1.0)  # let the shell print its prompt
+        while True:  # drain the prompt
+            try:
+                await ws.receive(timeout=0.3)
+            except TimeoutError:
+                break
+        keys = ("a", "\x7f")
+        for i in range(min(200, count)):  # warm-up
+            await one(keys[i % 2])
+        times = []
+        for i in range(count):
+            start = time.perf_counter()
+            await one(keys[i % 2])
+            times.append((time.perf_counter() - start) * 1000)
+    return sorted(times)
+
+
 # ------------------------------------------------------------------ orchestration
 
 
@@ -206,9 +250,121 @@ def fmt(result: Result) -> str:
     return f"{result.rps:9.0f} req/s  p50 {result.p50_ms:6.3f} ms  p99 {result.p99_ms:6.3f} ms"
 
 
+@dataclass
+class Target:
+    """Where the load goes: the app directly and through the proxy, plus the WebSocket URLs."""
+
+    direct_url: str
+    direct_headers: dict[str, str]
+    proxy_url: str
+    proxy_headers: dict[str, str]
+    ws_direct: str
+    ws_proxied: str
+    ws_kind: str  # "echo" (tiny aiohttp echo) or "terminal" (a Jupyter terminal's pty)
+    proxy_pid: int
+
+
+def tiny_target(stack: contextlib.ExitStack) -> Target:
+    """The tiny aiohttp upstream and the proxy (StaticRouteSource), as separate processes."""
+    up_port, proxy_port, hub_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
+    upstream = subprocess.Popen([sys.executable, str(HERE), "_upstream", str(up_port)], env=env)
+    stack.callback(_stop, upstream)
+    proxy = subprocess.Popen([sys.executable, str(HERE), "_proxy", str(proxy_port),
+                              str(up_port), str(hub_port)], env=env)
+    stack.callback(_stop, proxy)
+    wait_listening(up_port, upstream)
+    wait_listening(proxy_port, proxy)
+    return Target(
+        f"http://127.0.0.1:{up_port}{PATH}", {"Authorization": SECRET},
+        f"http://127.0.0.1:{proxy_port}{PATH}", {"Authorization": f"Bearer {TOKEN}"},
+        f"http://127.0.0.1:{up_port}{WS_PATH}", f"http://127.0.0.1:{proxy_port}{WS_PATH}",
+        "echo", proxy.pid,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _docker_inspect(name: str) -> dict[str, Any]:
+    out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    info: dict[str, Any] = json.loads(out)[0]
+    return info
+
+
+def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str) -> Target:
+    """A real labspace (labspace.testing.Stack) with one JupyterLab workspace, 'admin/bench'."""
+    import httpx
+
+    sys.path.insert(0, str(HERE.parents[1] / "src"))
+    from labspace.testing.stack import Stack
+
+    labspace = Stack(Path(tempfile.mkdtemp(prefix="labspace-bench-")))
+    stack.callback(labspace.close)
+    labspace.start()
+    print(f"labspace {labspace.instance} at {labspace.url}; starting workspace admin/bench")
+    with labspace.client() as api:
+        api.post("/hub/api/workspaces",
+                 json={"name": "bench", "template": "jupyterlab"}).raise_for_status()
+        deadline = time.monotonic() + 180
+        state = ""
+        while time.monotonic() < deadline:
+            state = api.get("/hub/api/workspaces/admin/bench").json().get("state", "")
+            if state == "running":
+                break
+            if state in ("failed", "error"):
+                raise RuntimeError(f"workspace state {state}:\n{labspace.logs()}")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"workspace not running after 180 s (state {state!r})")
+    info = _docker_inspect(f"labspace-{labspace.instance}-admin-bench")
+    ips = [net["IPAddress"] for net in info["NetworkSettings"]["Networks"].values()
+           if net.get("IPAddress")]
+    env = dict(item.split("=", 1) for item in info["Config"]["Env"])
+    secret = env["JUPYTER_TOKEN"]
+    base = "/user/admin/bench"
+    direct_base = f"http://{ips[0]}:8888"
+    direct_h = {"Authorization": f"token {secret}"}
+    proxy_h = {"Authorization": f"Bearer {labspace.admin_token}"}
+    # Wait until the app answers through the proxy (the hub may mark it running first).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(labspace.url + base + jupyter_path, headers=proxy_h,
+                         timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{base + jupyter_path} does not answer 200 through the proxy")
+        time.sleep(0.5)
+    # A terminal for the WebSocket round trips (its pty echoes what we type).
+    terminal = httpx.post(f"{direct_base}{base}/api/terminals", headers=direct_h, timeout=30)
+    terminal.raise_for_status()
+    term = terminal.json()["name"]
+    ws_path = f"{base}/terminals/websocket/{term}"
+    assert labspace.proxy_process is not None
+    return Target(
+        direct_base + base + jupyter_path, direct_h,
+        labspace.url + base + jupyter_path, proxy_h,
+        direct_base + ws_path, labspace.url + ws_path, "terminal", labspace.proxy_process.pid,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--app", choices=("jupyter", "tiny"), default="jupyter",
+                        help="jupyter: a real labspace and JupyterLab workspace (Docker); "
+                        "tiny: a tiny aiohttp upstream and the proxy process alone")
+    parser.add_argument("--jupyter-path", default="/api",
+                        help="the JSON endpoint of JupyterLab to load (below /user/admin/bench)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
@@ -217,28 +373,26 @@ def main() -> int:
     args = parser.parse_args()
     args.ws_messages = min(args.ws_messages, 100_000)
     args.seconds = min(args.seconds, 600)
+    args.rounds = max(1, min(args.rounds, 20))
 
     import psutil
     import uvloop
 
-    up_port, proxy_port, hub_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
-    upstream = subprocess.Popen([sys.executable, str(HERE), "_upstream", str(up_port)], env=env)
-    proxy = subprocess.Popen([sys.executable, str(HERE), "_proxy", str(proxy_port),
-                              str(up_port), str(hub_port)], env=env)
-    try:
-        wait_listening(up_port, upstream)
-        wait_listening(proxy_port, proxy)
+    with contextlib.ExitStack() as stack:
+        if args.app == "tiny":
+            target = tiny_target(stack)
+        else:
+            target = jupyter_target(stack, args.jupyter_path)
         use_wrk = shutil.which("wrk") is not None and not args.no_wrk
         load = wrk if use_wrk else client_load
-        direct_url = f"http://127.0.0.1:{up_port}{PATH}"
-        proxy_url = f"http://127.0.0.1:{proxy_port}{PATH}"
-        direct_h = {"Authorization": SECRET}
-        proxy_h = {"Authorization": f"Bearer {TOKEN}"}
+        direct_url, direct_h = target.direct_url, target.direct_headers
+        proxy_url, proxy_h = target.proxy_url, target.proxy_headers
+        print(f"app {args.app}: direct {direct_url}\n           proxied {proxy_url}")
         print(f"load generator: {'wrk' if use_wrk else 'aiohttp loop'}, {args.connections} "
               f"connections, {args.seconds} s per run, {args.rounds} rounds, "
               f"{os.cpu_count()} CPUs")
-        load(proxy_url, proxy_h, 2, args.connections)  # warm-up (caches, pools)
+        load(direct_url, direct_h, 2, args.connections)  # warm-up (caches, pools)
+        load(proxy_url, proxy_h, 2, args.connections)
         direct: list[Result] = []
         proxied: list[Result] = []
         for r in range(args.rounds):
@@ -254,7 +408,7 @@ def main() -> int:
         d, p = med(direct), med(proxied)
         ratio = p.rps / d.rps
         added = p.p50_ms - d.p50_ms
-        print(f"HTTP direct : {fmt(d)}")
+        print(f"HTTP direct : {fmt(d)}  (median of {args.rounds})")
         print(f"HTTP proxied: {fmt(p)}")
         print(f"HTTP ratio proxied/direct {ratio:.2f}x (target >= 0.8), added p50 "
               f"{added:.3f} ms (target <= 1 ms)")
@@ -266,33 +420,25 @@ def main() -> int:
         print(f"1 connection direct : {fmt(d1)}")
         print(f"1 connection proxied: {fmt(p1)}  (added p50 {p1.p50_ms - d1.p50_ms:.3f} ms)")
 
+        round_trips = ws_round_trips if target.ws_kind == "echo" else terminal_round_trips
         ws_direct: list[float] = []
         ws_proxied: list[float] = []
         for _ in range(args.rounds):
-            ws_direct += uvloop.run(ws_round_trips(
-                f"http://127.0.0.1:{up_port}{WS_PATH}", direct_h, args.ws_messages))
-            ws_proxied += uvloop.run(ws_round_trips(
-                f"http://127.0.0.1:{proxy_port}{WS_PATH}", proxy_h, args.ws_messages))
+            ws_direct += uvloop.run(round_trips(target.ws_direct, direct_h, args.ws_messages))
+            ws_proxied += uvloop.run(round_trips(target.ws_proxied, proxy_h, args.ws_messages))
         ws_direct.sort()
         ws_proxied.sort()
         wd50, wd99 = _pct(ws_direct, 50), _pct(ws_direct, 99)
         wp50, wp99 = _pct(ws_proxied, 50), _pct(ws_proxied, 99)
-        print(f"WS direct : p50 {wd50:.3f} ms  p99 {wd99:.3f} ms ({len(ws_direct)} round trips)")
-        print(f"WS proxied: p50 {wp50:.3f} ms  p99 {wp99:.3f} ms")
+        print(f"WS ({target.ws_kind}) direct : p50 {wd50:.3f} ms  p99 {wd99:.3f} ms "
+              f"({len(ws_direct)} round trips)")
+        print(f"WS ({target.ws_kind}) proxied: p50 {wp50:.3f} ms  p99 {wp99:.3f} ms")
         print(f"WS added p50 {wp50 - wd50:.3f} ms (target <= 0.5 ms)")
-        rss = psutil.Process(proxy.pid).memory_info().rss
+        rss = psutil.Process(target.proxy_pid).memory_info().rss
         print(f"proxy RSS {rss / 1024 / 1024:.1f} MiB")
         ok = ratio >= 0.8 and added <= 1.0 and wp50 - wd50 <= 0.5
         print("targets:", "met" if ok else "NOT met")
         return 0
-    finally:
-        for process in (proxy, upstream):
-            process.terminate()
-        for process in (proxy, upstream):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 if __name__ == "__main__":
