@@ -8,6 +8,10 @@ letter and not ending with a dash.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from labspace.errors import InvalidInput
 
@@ -37,3 +41,20 @@ def validate_user_name(value: str) -> str:
     if value in RESERVED_USER_NAMES:
         raise InvalidInput(f"the user name {value!r} is reserved")
     return value
+
+
+def _pydantic_check(validate: Callable[[str], str]) -> AfterValidator:
+    """Run a validator above inside pydantic, keeping its clear message."""
+
+    def check(value: str) -> str:
+        try:
+            return validate(value)
+        except InvalidInput as error:
+            raise ValueError(error.message) from None
+
+    return AfterValidator(check)
+
+
+# Field types for API input models: the same rule and message as everywhere else.
+Name = Annotated[str, _pydantic_check(validate_name)]
+UserName = Annotated[str, _pydantic_check(validate_user_name)]

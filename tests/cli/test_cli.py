@@ -316,6 +316,19 @@ def test_user_add_password_stdin(stack: Stack) -> None:
 
 
 @pytest.mark.docker
+def test_user_password_reset(stack: Stack) -> None:
+    name = _unique("reset")
+    stack.cli("user", "add", name)
+    reset = _json(stack.cli("user", "password", name, "--json"))
+    assert isinstance(reset, dict) and isinstance(reset["password"], str)
+    with httpx.Client(base_url=stack.url) as client:
+        login = client.post("/hub/login", data={"username": name, "password": reset["password"]})
+    assert login.status_code == 303
+    missing = stack.cli("user", "password", "no-such-user", check=False)
+    assert missing.returncode == 4 and "no user" in _error_line(missing)
+
+
+@pytest.mark.docker
 @pytest.mark.parametrize("bad", ["Bad_Name", "9lives", "root"])
 def test_bad_user_name_creates_nothing(stack: Stack, bad: str) -> None:
     done = stack.cli("user", "add", bad, check=False)

@@ -56,6 +56,8 @@ def test_bad_users_and_templates(people: dict[str, Person]) -> None:
             response = api.post("/hub/api/users", json=body)
             assert 400 <= response.status_code < 500, response.text
             assert response.json()["error"]
+        named = api.post("/hub/api/users", json={"name": "Bad_Name"}).json()["error"]
+        assert "invalid user name" in named and "lowercase letters" in named
         assert {u["name"] for u in api.get("/hub/api/users").json()} == users
         assert api.post("/hub/api/users", json={"name": "alice"}).status_code == 409
         templates = api.get("/hub/api/templates").json()

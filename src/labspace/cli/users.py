@@ -110,6 +110,38 @@ def enable(
     console.print(f"enabled [bold]{name}[/]")
 
 
+@app.command("password")
+def password(
+    name: Annotated[str, typer.Argument(help="The user whose password is set.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the new password from standard input "
+                     "(else a one-time password is generated and printed)."),
+    ] = False,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set a user's password, or print a new one-time password (administrators only)."""
+    body: dict[str, Any] = {}
+    if password_stdin:
+        body["password"] = sys.stdin.readline().rstrip("\r\n")
+        if len(body["password"]) < MIN_PASSWORD_LENGTH:
+            raise InvalidInput(
+                f"a password needs at least {MIN_PASSWORD_LENGTH} characters "
+                "(read from standard input)"
+            )
+    with connect(url) as client:
+        result = client.post(f"/users/{name}/password", body)
+    if as_json:
+        print_json(result)
+        return
+    if result.get("password"):
+        console.print(f"one-time password for [bold]{escape(name)}[/]: "
+                      f"[bold]{escape(result['password'])}[/]   (shown once)", highlight=False)
+    else:
+        console.print(f"password of [bold]{escape(name)}[/] set")
+
+
 @app.command("token")
 def token(
     name: Annotated[str, typer.Argument(help="The user the token acts as.")],

@@ -18,6 +18,8 @@ from labspace.templates import TemplateSpec
 from labspace.templates.store import parse_template
 from labspace.web.deps import AdminDep, CallerDep, HubDep, visible_workspace
 from labspace.web.schemas import (
+    PasswordReset,
+    PasswordSet,
     TokenCreate,
     TokenCreated,
     UserCreate,
@@ -88,6 +90,16 @@ async def disable_user(name: str, caller: AdminDep, hub: HubDep) -> UserPublic:
         if record.state != State.STOPPED:
             await hub.manager.stop(record.owner, record.name)
     return UserPublic.of(user)
+
+
+@router.post("/users/{name}/password", response_model=PasswordSet)
+async def reset_password(
+    name: str, body: PasswordReset, _: AdminDep, hub: HubDep
+) -> PasswordSet:
+    """Set a user's password, or generate a one-time password when none is given."""
+    password = body.password or generate_password()
+    await hub.users.set_password(name, password)
+    return PasswordSet(name=name, password=None if body.password else password)
 
 
 @router.post("/users/{name}/tokens", response_model=TokenCreated, status_code=201)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from labspace.names import NAME_PATTERN
+from labspace.names import Name, UserName
 from labspace.state.models import User
 from labspace.workspaces.store import WorkspaceRecord
 
@@ -16,7 +16,7 @@ class _Input(BaseModel):
 
 
 class UserCreate(_Input):
-    name: str = Field(pattern=NAME_PATTERN, max_length=30)
+    name: UserName
     password: str | None = Field(None, min_length=8, max_length=200)
     admin: bool = False
 
@@ -38,6 +38,17 @@ class UserCreated(UserPublic):
     password: str | None = Field(None, description="The generated one-time password, if any.")
 
 
+class PasswordReset(_Input):
+    password: str | None = Field(
+        None, min_length=8, max_length=200, description="Omit to generate a one-time password."
+    )
+
+
+class PasswordSet(BaseModel):
+    name: str
+    password: str | None = Field(None, description="The generated one-time password, if any.")
+
+
 class TokenCreate(_Input):
     note: str = Field("", max_length=100)
 
@@ -48,8 +59,8 @@ class TokenCreated(BaseModel):
 
 
 class WorkspaceCreate(_Input):
-    name: str = Field(pattern=NAME_PATTERN, max_length=30)
-    template: str = Field(pattern=NAME_PATTERN, max_length=30)
+    name: Name
+    template: Name
     owner: str | None = Field(None, description="Admins only: create for another user.")
     start: bool = True
 
