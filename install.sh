@@ -79,7 +79,7 @@ echo "$init_out" | grep -v '^admin password' >&2 || true
 
 # 7. Start (or restart after an upgrade) the proxy and the hub --------------------------------
 data_dir=$("$LABSPACE" config show --json 2>/dev/null | python3 -c \
-    'import json,sys; print(json.load(sys.stdin)["data_dir"])' 2>/dev/null || echo /var/lib/labspace)
+    'import json,sys; print(json.load(sys.stdin)["settings"]["data_dir"])' 2>/dev/null || echo /var/lib/labspace)
 if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
     for part in proxy hub; do
         unit=/etc/systemd/system/labspace-$part.service
@@ -128,7 +128,7 @@ fi
 # 8. Wait until it answers, then tell the admin where to go --------------------------------
 step "waiting for labspace to answer"
 for _ in $(seq 1 60); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/hub/login"; then
+    if curl -fsS -o /dev/null "http://127.0.0.1:$PORT/hub/login" 2>/dev/null; then
         ready=1; break
     fi
     sleep 1
