@@ -16,6 +16,9 @@ JUPYTERLAB_COMMAND = [
     "--ServerApp.trust_xheaders=True",
     # No calls to PyPI from every workspace at start; admins install extensions in images.
     "--LabApp.extension_manager=readonly",
+    # Workspaces of an offline lab must not ask the internet for news or updates.
+    "--LabApp.news_url=None",
+    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
 ]
 
 
