@@ -197,7 +197,7 @@ async def token_create(
     async with hub.db.session() as session:
         token = await issue_token(session, caller.user, kind="api", note=note.strip())
     return _render(request, "token.html", caller, token=token, note=note.strip(),
-                   hub_url=str(request.base_url).rstrip("/"))
+                   hub_url=(hub.settings.public_url or str(request.base_url)).rstrip("/"))
 
 
 # -- administration --------------------------------------------------------------------------

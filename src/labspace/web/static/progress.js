@@ -46,7 +46,13 @@
     bar.setAttribute("aria-valuenow", String(percent));
   }
 
+  var badge = document.querySelector("#state-badge .badge");
+
   function show(event) {
+    if (badge) {
+      badge.className = "badge state-" + event.state;
+      badge.textContent = event.state;
+    }
     if (seen[event.id]) return;
     seen[event.id] = true;
     if (event.state === "pending" && event.message === "queued") {
@@ -87,7 +93,10 @@
     } else if (event.state === "failed" || event.state === "stopped") {
       source.close();
       if (event.state === "failed") bar.classList.add("failed");
-      if (note) note.textContent = "The workspace is " + event.state + ".";
+      if (note) {
+        note.textContent = event.state === "failed" ? "The start failed: loading the details…"
+                                                    : "The workspace stopped.";
+      }
       window.setTimeout(function () { window.location.replace(box.dataset.page); }, 600);
     }
   });
