@@ -137,8 +137,22 @@ def upstream_app(recorder: Recorder) -> web.Application:
         recorder.ws_close_codes.append(sock.close_code)
         return sock
 
+    async def closing(request: web.Request) -> web.StreamResponse:
+        response = web.json_response({"closing": True})
+        response.force_close()  # answers with Connection: close, then hangs up
+        return response
+
+    async def nocontent(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204, headers={"X-Empty": "1"})
+
+    async def hop(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="hop", headers={"Connection": "keep-alive, X-Hop",
+                                                 "X-Hop": "1", "Keep-Alive": "timeout=5",
+                                                 "X-Kept": "2"})
+
     handlers = {"json": json_, "gzip": gzipped, "stream": stream, "download": download,
-                "upload": upload, "slow": slow, "ws": ws}
+                "upload": upload, "slow": slow, "ws": ws, "closing": closing,
+                "nocontent": nocontent, "hop": hop}
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         name = request.path.rstrip("/").rsplit("/", 1)[-1]

@@ -227,6 +227,56 @@ async def test_client_disconnect_cancels_the_upstream_request(proxied: Stack):
     await asyncio.wait_for(proxied.upstream.slow_cancelled.wait(), 5)
 
 
+async def test_keep_alive_connections_survive_an_upstream_hanging_up(proxied: Stack, client):
+    for name in ("json", "closing", "json", "closing", "closing", "json"):
+        async with client.get(f"{proxied.url}/user/alice/lab/{name}", headers=ALICE) as resp:
+            assert resp.status == 200
+            assert "Connection" not in resp.headers or name == "closing"
+            await resp.read()
+    await asyncio.sleep(0.1)  # the upstream's hang-up lands while the connection is idle
+    async with client.get(f"{proxied.url}/user/alice/lab/json", headers=ALICE) as resp:
+        assert resp.status == 200
+
+
+async def test_many_concurrent_requests(proxied: Stack, client):
+    async def one(i: int) -> str:
+        async with client.get(f"{proxied.url}/user/alice/lab/json?i={i}", headers=ALICE) as resp:
+            return str((await resp.json())["raw_path"])
+
+    paths = await asyncio.gather(*(one(i) for i in range(200)))
+    assert paths == [f"/user/alice/lab/json?i={i}" for i in range(200)]
+
+
+async def test_head_no_content_and_hop_by_hop_headers(proxied: Stack, client):
+    async with client.head(f"{proxied.url}/user/alice/lab/json", headers=ALICE) as resp:
+        assert resp.status == 200
+        assert int(resp.headers["Content-Length"]) > 0
+        assert await resp.read() == b""
+    async with client.delete(f"{proxied.url}/user/alice/lab/nocontent", headers=ALICE) as resp:
+        assert resp.status == 204
+        assert resp.headers["X-Empty"] == "1"
+    async with client.get(f"{proxied.url}/user/alice/lab/json", headers=ALICE) as resp:
+        assert resp.status == 200  # the connection after a 204 is still in step
+    async with client.get(f"{proxied.url}/user/alice/lab/hop", headers=ALICE) as resp:
+        assert await resp.text() == "hop"
+        assert resp.headers["X-Kept"] == "2"
+        assert "X-Hop" not in resp.headers and "Keep-Alive" not in resp.headers
+
+
+async def test_request_hop_by_hop_and_forwarded_headers(proxied: Stack, client):
+    headers = {**ALICE, "Connection": "keep-alive, X-Drop-Me", "X-Drop-Me": "1", "TE": "x",
+               "X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https",
+               "X-Other": "kept"}
+    async with client.get(f"{proxied.url}/user/alice/lab/json", headers=headers) as resp:
+        assert resp.status == 200
+    seen = proxied.upstream.last["headers"]
+    assert seen["X-Forwarded-For"] == "10.1.2.3, 127.0.0.1"
+    assert seen["X-Forwarded-Proto"] == "https"
+    assert seen["X-Forwarded-Host"] == proxied.url.removeprefix("http://")
+    assert seen["X-Other"] == "kept"
+    assert "X-Drop-Me" not in seen and "TE" not in seen
+
+
 # ------------------------------------------------------------------ WebSocket
 
 

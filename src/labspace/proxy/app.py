@@ -28,11 +28,16 @@ from labspace.proxy.cache import CachedRouteSource
 from labspace.proxy.forward import (
     SESSION_COOKIE,
     UpstreamUnavailable,
+    can_go_fast,
+    fast_target,
+    forward_fast,
     forward_http,
     forward_websocket,
+    upstream_head,
     upstream_headers,
 )
 from labspace.proxy.source import Principal, Route, RouteSource
+from labspace.proxy.upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class Proxy:
             source)
         self.sock_read_timeout = sock_read_timeout
         self._session: aiohttp.ClientSession | None = None
+        self.pool = UpstreamPool(connect_timeout=CONNECT_TIMEOUT)
         self.websockets: set[web.WebSocketResponse] = set()
 
     @property
@@ -91,6 +97,7 @@ class Proxy:
         try:
             yield
         finally:
+            self.pool.close()
             await self._session.close()
             self._session = None
 
@@ -116,8 +123,14 @@ class Proxy:
 
     async def to_hub(self, request: web.Request, path: str) -> web.StreamResponse:
         websocket = _is_websocket(request)
-        headers = upstream_headers(request, workspace=False, websocket=websocket)
         try:
+            if not websocket and can_go_fast(request):
+                target = fast_target(self.hub)
+                if target is not None:
+                    head = upstream_head(request, path, target[2], workspace=False)
+                    return await forward_fast(request, self.pool, target, head,
+                                              self.sock_read_timeout)
+            headers = upstream_headers(request, workspace=False, websocket=websocket)
             if websocket:
                 return await forward_websocket(request, self.session, self.hub, path, headers,
                                                self.websockets)
@@ -171,6 +184,13 @@ class Proxy:
         assert route.target is not None
         if route.strip_prefix:
             path = tail if tail.startswith("/") else "/" + tail
+        if not websocket and can_go_fast(request):
+            target = fast_target(route.target)
+            if target is not None:
+                head = upstream_head(request, path, target[2], workspace=True,
+                                     secret=_secret_bytes(route))
+                return await forward_fast(request, self.pool, target, head,
+                                          self.sock_read_timeout)
         secret = (route.secret_header, route.secret_value) if route.secret_value else None
         headers = upstream_headers(request, workspace=True, secret=secret, websocket=websocket)
         if websocket:
@@ -193,6 +213,21 @@ class Proxy:
             if cookie:
                 return await self.source.principal(cookie)
         return None
+
+
+_secrets: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _secret_bytes(route: Route) -> tuple[bytes, bytes] | None:
+    if not route.secret_value:
+        return None
+    key = (route.secret_header, route.secret_value)
+    secret = _secrets.get(key)
+    if secret is None:
+        if len(_secrets) > 10_000:
+            _secrets.clear()
+        secret = _secrets[key] = (key[0].encode(), key[1].encode())
+    return secret
 
 
 def _is_websocket(request: web.BaseRequest) -> bool:

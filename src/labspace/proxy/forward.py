@@ -11,11 +11,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 from yarl import URL
+
+from labspace.proxy.upstream import (
+    UpstreamFailed,
+    UpstreamPool,
+    UpstreamProtocol,
+    close_client,
+    decode_headers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +111,190 @@ def upstream_headers(
     if secret is not None:
         headers[secret[0]] = secret[1]
     return headers
+
+
+_REQUEST_DROP_B = frozenset(name.encode() for name in _REQUEST_DROP)
+_HOP_BY_HOP_B = frozenset(name.encode() for name in _HOP_BY_HOP)
+_SESSION_COOKIE_B = SESSION_COOKIE.encode()
+_KEEP_TOKENS = (b"keep-alive", b"close", b"upgrade")
+
+
+def upstream_head(
+    request: web.BaseRequest,
+    path_qs: str,
+    host: bytes,
+    *,
+    workspace: bool,
+    secret: tuple[bytes, bytes] | None = None,
+) -> bytes:
+    """The request head for the upstream, in bytes: what ``upstream_headers`` sends.
+
+    For requests without a body and not WebSocket upgrades (the fast path).
+    """
+    drop = _REQUEST_DROP_B
+    lines = [request.method.encode(), b" ", path_qs.encode("utf-8", "surrogateescape"),
+             b" HTTP/1.1\r\n"]
+    forwarded_for = forwarded_proto = forwarded_host = has_host = False
+    previous_for = b""
+    secret_name = secret[0].lower() if secret is not None else b""
+    raw = request.raw_headers
+    for name, value in raw:
+        if name.lower() == b"connection" and value.lower() not in _KEEP_TOKENS:
+            drop = drop | {token.strip().lower() for token in value.split(b",")}
+    for name, value in raw:
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower == b"x-forwarded-for":
+            if not forwarded_for:
+                previous_for = value
+                forwarded_for = True
+            continue  # set below, once
+        if workspace:
+            if lower == b"authorization":
+                continue
+            if lower == b"cookie" and _SESSION_COOKIE_B in value:
+                value = strip_cookie(value.decode("utf-8", "surrogateescape")).encode(
+                    "utf-8", "surrogateescape")
+                if not value:
+                    continue
+        if lower == secret_name:
+            continue
+        if lower == b"x-forwarded-proto":
+            forwarded_proto = True
+        elif lower == b"x-forwarded-host":
+            forwarded_host = True
+        elif lower == b"host":
+            has_host = True
+        lines += (name, b": ", value, b"\r\n")
+    if not has_host:
+        lines += (b"Host: ", host, b"\r\n")
+    remote = (request.remote or "").encode()
+    lines += (b"X-Forwarded-For: ", previous_for + b", " + remote if previous_for else remote,
+              b"\r\n")
+    if not forwarded_proto:
+        lines += (b"X-Forwarded-Proto: ", request.scheme.encode(), b"\r\n")
+    if not forwarded_host and request.host:
+        lines += (b"X-Forwarded-Host: ", request.host.encode("utf-8", "surrogateescape"),
+                  b"\r\n")
+    if secret is not None:
+        lines += (secret[0], b": ", secret[1], b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+_targets: dict[str, tuple[str, int, bytes] | None] = {}
+
+
+def fast_target(base: str) -> tuple[str, int, bytes] | None:
+    """(host, port, Host header) for a plain-HTTP base URL; None when the fast path can't."""
+    try:
+        return _targets[base]
+    except KeyError:
+        pass
+    try:
+        parts = urlsplit(base)
+        port = parts.port or 80
+        ok = parts.scheme == "http" and parts.hostname and not parts.path.strip("/")
+    except ValueError:
+        ok = False
+    target = (parts.hostname or "", port, parts.netloc.encode()) if ok else None
+    if len(_targets) > 10_000:
+        _targets.clear()
+    _targets[base] = target
+    return target
+
+
+def can_go_fast(request: web.BaseRequest) -> bool:
+    """No body, not HEAD (httptools can't be told a response has no body)."""
+    return request.method != "HEAD" and not request.body_exists
+
+
+async def forward_fast(
+    request: web.BaseRequest,
+    pool: UpstreamPool,
+    target: tuple[str, int, bytes],
+    head: bytes,
+    read_timeout: float,
+) -> web.StreamResponse:
+    """``forward_http`` for requests without a body, over the raw keep-alive pool."""
+    host, port, _ = target
+    for attempt in (1, 2):
+        try:
+            conn, reused = await pool.acquire(host, port)
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamUnavailable(str(exc) or type(exc).__name__,
+                                      connect_failed=True) from exc
+        try:
+            conn.send(head)
+            await conn.head(read_timeout)
+        except UpstreamFailed as exc:
+            conn.close()
+            # A pooled connection the upstream had just closed: nothing was consumed, retry.
+            if reused and not exc.answered and attempt == 1:
+                continue
+            raise UpstreamUnavailable(str(exc), connect_failed=False) from exc
+        except TimeoutError as exc:
+            conn.close()
+            raise UpstreamUnavailable("upstream read timed out", connect_failed=False) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return await _relay(request, pool, conn, target, read_timeout)
+    raise AssertionError("not reached")
+
+
+async def _relay(request: web.BaseRequest, pool: UpstreamPool, conn: UpstreamProtocol,
+                 target: tuple[str, int, bytes], read_timeout: float) -> web.StreamResponse:
+    response: web.StreamResponse | None = None
+    try:
+        headers_out = decode_headers(conn.headers, _response_drop(conn.headers))
+        reason = conn.reason.decode("utf-8", "surrogateescape") or None
+        length = headers_out.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+            try:
+                while not conn.complete:
+                    await conn.wait(read_timeout)
+            except (UpstreamFailed, TimeoutError) as exc:
+                raise UpstreamUnavailable(str(exc) or type(exc).__name__,
+                                          connect_failed=False) from exc
+            body = conn.take()
+            return web.Response(status=conn.status, reason=reason, headers=headers_out,
+                                body=body)
+        response = web.StreamResponse(status=conn.status, reason=reason, headers=headers_out)
+        await response.prepare(request)
+        try:
+            while True:
+                data = conn.take()
+                if data:
+                    await response.write(data)
+                    continue
+                if conn.complete:
+                    break
+                await conn.wait(read_timeout)
+        except (UpstreamFailed, TimeoutError) as exc:
+            log.info("upstream %s:%s failed mid-response: %r", target[0], target[1], exc)
+            close_client(request)
+            return response
+        await response.write_eof()
+        return response
+    except ConnectionResetError:  # the client left while we answered
+        conn.close()
+        return response or web.Response(status=499)
+    except BaseException:
+        conn.close()  # never return a half-read connection to the pool
+        raise
+    finally:
+        pool.release(conn, target[0], target[1])
+
+
+def _response_drop(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    for name, value in raw:
+        if name.lower() == b"connection":
+            lower = value.lower()
+            if lower not in (b"keep-alive", b"close"):
+                return _HOP_BY_HOP_B | {token.strip().lower() for token in lower.split(b",")}
+    return _HOP_BY_HOP_B
 
 
 def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
