@@ -68,8 +68,8 @@ def run_upstream(port: int) -> None:
                 loop=uvloop.new_event_loop())
 
 
-def run_proxy_process(port: int, upstream_port: int, hub_port: int) -> None:
-    sys.path.insert(0, str(HERE.parents[1] / "src"))
+def run_proxy_process(port: int, upstream_port: int, hub_port: int, src: str) -> None:
+    sys.path.insert(0, src)
     from labspace.config import load_settings
     from labspace.proxy.app import run_proxy
     from labspace.proxy.source import Principal, Route
@@ -262,25 +262,40 @@ class Target:
     ws_proxied: str
     ws_kind: str  # "echo" (tiny aiohttp echo) or "terminal" (a Jupyter terminal's pty)
     proxy_pid: int
+    baseline_url: str = ""  # the same through a second proxy run from --baseline-src
+    baseline_ws: str = ""
+    baseline_pid: int = 0
 
 
-def tiny_target(stack: contextlib.ExitStack) -> Target:
+def tiny_target(stack: contextlib.ExitStack, baseline_src: str) -> Target:
     """The tiny aiohttp upstream and the proxy (StaticRouteSource), as separate processes."""
     up_port, proxy_port, hub_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1] / "src")}
+    src = str(HERE.parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
     upstream = subprocess.Popen([sys.executable, str(HERE), "_upstream", str(up_port)], env=env)
     stack.callback(_stop, upstream)
     proxy = subprocess.Popen([sys.executable, str(HERE), "_proxy", str(proxy_port),
-                              str(up_port), str(hub_port)], env=env)
+                              str(up_port), str(hub_port), src], env=env)
     stack.callback(_stop, proxy)
     wait_listening(up_port, upstream)
     wait_listening(proxy_port, proxy)
-    return Target(
+    target = Target(
         f"http://127.0.0.1:{up_port}{PATH}", {"Authorization": SECRET},
         f"http://127.0.0.1:{proxy_port}{PATH}", {"Authorization": f"Bearer {TOKEN}"},
         f"http://127.0.0.1:{up_port}{WS_PATH}", f"http://127.0.0.1:{proxy_port}{WS_PATH}",
         "echo", proxy.pid,
     )
+    if baseline_src:
+        port = free_port()
+        baseline = subprocess.Popen(
+            [sys.executable, str(HERE), "_proxy", str(port), str(up_port), str(hub_port),
+             baseline_src], env={**os.environ, "PYTHONPATH": baseline_src})
+        stack.callback(_stop, baseline)
+        wait_listening(port, baseline)
+        target.baseline_url = f"http://127.0.0.1:{port}{PATH}"
+        target.baseline_ws = f"http://127.0.0.1:{port}{WS_PATH}"
+        target.baseline_pid = baseline.pid
+    return target
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -298,7 +313,7 @@ def _docker_inspect(name: str) -> dict[str, Any]:
     return info
 
 
-def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str) -> Target:
+def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str, baseline_src: str) -> Target:
     """A real labspace (labspace.testing.Stack) with one JupyterLab workspace, 'admin/bench'."""
     import httpx
 
@@ -350,11 +365,26 @@ def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str) -> Target:
     term = terminal.json()["name"]
     ws_path = f"{base}/terminals/websocket/{term}"
     assert labspace.proxy_process is not None
-    return Target(
+    target = Target(
         direct_base + base + jupyter_path, direct_h,
         labspace.url + base + jupyter_path, proxy_h,
         direct_base + ws_path, labspace.url + ws_path, "terminal", labspace.proxy_process.pid,
     )
+    if baseline_src:
+        # A second proxy process, from other sources, on the same database and workspace.
+        port = free_port()
+        log = open(labspace.root / "baseline-proxy.log", "ab")  # noqa: SIM115
+        stack.callback(log.close)
+        baseline = subprocess.Popen(
+            [sys.executable, "-m", "labspace.cli.main", "proxy"],
+            env={**labspace.env, "LABSPACE_PUBLIC_PORT": str(port), "PYTHONPATH": baseline_src},
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        stack.callback(_stop, baseline)
+        wait_listening(port, baseline, 30)
+        target.baseline_url = f"http://127.0.0.1:{port}{base}{jupyter_path}"
+        target.baseline_ws = f"http://127.0.0.1:{port}{ws_path}"
+        target.baseline_pid = baseline.pid
+    return target
 
 
 def main() -> int:
@@ -370,6 +400,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--ws-messages", type=int, default=2000)
     parser.add_argument("--no-wrk", action="store_true", help="use the aiohttp load loop")
+    parser.add_argument("--baseline-src", default="",
+                        help="also run a proxy from this source tree (e.g. a git worktree's "
+                        "src/ of an older commit) and alternate it with the others")
     args = parser.parse_args()
     args.ws_messages = min(args.ws_messages, 100_000)
     args.seconds = min(args.seconds, 600)
@@ -380,9 +413,10 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         if args.app == "tiny":
-            target = tiny_target(stack)
+            target = tiny_target(stack, args.baseline_src)
         else:
-            target = jupyter_target(stack, args.jupyter_path)
+            target = jupyter_target(stack, args.jupyter_path, args.baseline_src)
+        baseline_url = target.baseline_url
         use_wrk = shutil.which("wrk") is not None and not args.no_wrk
         load = wrk if use_wrk else client_load
         direct_url, direct_h = target.direct_url, target.direct_headers
@@ -393,13 +427,19 @@ def main() -> int:
               f"{os.cpu_count()} CPUs")
         load(direct_url, direct_h, 2, args.connections)  # warm-up (caches, pools)
         load(proxy_url, proxy_h, 2, args.connections)
+        if baseline_url:
+            load(baseline_url, proxy_h, 2, args.connections)
         direct: list[Result] = []
         proxied: list[Result] = []
+        baseline: list[Result] = []
         for r in range(args.rounds):
             direct.append(load(direct_url, direct_h, args.seconds, args.connections))
-            print(f"  round {r + 1} direct : {fmt(direct[-1])}")
+            print(f"  round {r + 1} direct  : {fmt(direct[-1])}")
             proxied.append(load(proxy_url, proxy_h, args.seconds, args.connections))
-            print(f"  round {r + 1} proxied: {fmt(proxied[-1])}")
+            print(f"  round {r + 1} proxied : {fmt(proxied[-1])}")
+            if baseline_url:
+                baseline.append(load(baseline_url, proxy_h, args.seconds, args.connections))
+                print(f"  round {r + 1} baseline: {fmt(baseline[-1])}")
 
         def med(results: list[Result]) -> Result:
             return Result(*(statistics.median(getattr(x, f) for x in results)
@@ -412,6 +452,10 @@ def main() -> int:
         print(f"HTTP proxied: {fmt(p)}")
         print(f"HTTP ratio proxied/direct {ratio:.2f}x (target >= 0.8), added p50 "
               f"{added:.3f} ms (target <= 1 ms)")
+        if baseline:
+            b = med(baseline)
+            print(f"HTTP baseline proxy: {fmt(b)}  ratio {b.rps / d.rps:.2f}x, added p50 "
+                  f"{b.p50_ms - d.p50_ms:.3f} ms")
 
         # Unloaded latency (1 connection): the cost of the extra hop without queueing.
         short = max(2, args.seconds // 2)
@@ -419,13 +463,21 @@ def main() -> int:
         p1 = load(proxy_url, proxy_h, short, 1)
         print(f"1 connection direct : {fmt(d1)}")
         print(f"1 connection proxied: {fmt(p1)}  (added p50 {p1.p50_ms - d1.p50_ms:.3f} ms)")
+        if baseline_url:
+            b1 = load(baseline_url, proxy_h, short, 1)
+            print(f"1 connection baseline: {fmt(b1)}  (added p50 "
+                  f"{b1.p50_ms - d1.p50_ms:.3f} ms)")
 
         round_trips = ws_round_trips if target.ws_kind == "echo" else terminal_round_trips
         ws_direct: list[float] = []
         ws_proxied: list[float] = []
+        ws_baseline: list[float] = []
         for _ in range(args.rounds):
             ws_direct += uvloop.run(round_trips(target.ws_direct, direct_h, args.ws_messages))
             ws_proxied += uvloop.run(round_trips(target.ws_proxied, proxy_h, args.ws_messages))
+            if target.baseline_ws:
+                ws_baseline += uvloop.run(round_trips(target.baseline_ws, proxy_h,
+                                                      args.ws_messages))
         ws_direct.sort()
         ws_proxied.sort()
         wd50, wd99 = _pct(ws_direct, 50), _pct(ws_direct, 99)
@@ -434,8 +486,16 @@ def main() -> int:
               f"({len(ws_direct)} round trips)")
         print(f"WS ({target.ws_kind}) proxied: p50 {wp50:.3f} ms  p99 {wp99:.3f} ms")
         print(f"WS added p50 {wp50 - wd50:.3f} ms (target <= 0.5 ms)")
+        if ws_baseline:
+            ws_baseline.sort()
+            print(f"WS ({target.ws_kind}) baseline: p50 {_pct(ws_baseline, 50):.3f} ms  p99 "
+                  f"{_pct(ws_baseline, 99):.3f} ms  (added p50 "
+                  f"{_pct(ws_baseline, 50) - wd50:.3f} ms)")
         rss = psutil.Process(target.proxy_pid).memory_info().rss
         print(f"proxy RSS {rss / 1024 / 1024:.1f} MiB")
+        if target.baseline_pid:
+            rss = psutil.Process(target.baseline_pid).memory_info().rss
+            print(f"baseline proxy RSS {rss / 1024 / 1024:.1f} MiB")
         ok = ratio >= 0.8 and added <= 1.0 and wp50 - wd50 <= 0.5
         print("targets:", "met" if ok else "NOT met")
         return 0
@@ -445,7 +505,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_upstream":
         run_upstream(int(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_proxy":
-        run_proxy_process(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        run_proxy_process(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif len(sys.argv) > 1 and sys.argv[1] == "_load":
         run_client_load(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
     else:
