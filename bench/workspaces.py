@@ -48,7 +48,10 @@ async def start_and_wait(client: httpx.AsyncClient, name: str, deadline: float) 
         answer = await client.get(url)
         if answer.status_code == 200:
             return time.perf_counter() - began
-        state = (await client.get(f"/hub/api/workspaces/admin/{name}")).json()
+        reply = await client.get(f"/hub/api/workspaces/admin/{name}")
+        if reply.status_code != 200:
+            raise RuntimeError(f"{name}: hub answered {reply.status_code}: {reply.text[:300]}")
+        state = reply.json()
         if state["state"] == "failed":
             raise RuntimeError(f"{name} failed: {state['message'][:300]}")
         await asyncio.sleep(0.02)

@@ -6,16 +6,20 @@ loopback with a unique instance label); everything it creates is removed at the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from labspace.state.db import Database
 from labspace.testing import Stack
 
 JUPYTER_IMAGE = "labspace/jupyterlab:latest"
@@ -117,3 +121,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture(scope="session")
 def stack_url(stack: Stack) -> str:
     return stack.url
+
+
+POSTGRES_URL = os.environ.get("LABSPACE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
+        await database.migrate()
+        yield database
+        await database.close()
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("LABSPACE_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
+        pytest.skip("set LABSPACE_TEST_POSTGRES_URL to test PostgreSQL (scripts/test.sh does)")
+    # A private schema per test keeps runs independent on one database.
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = Database(POSTGRES_URL)
+    async with admin.engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    await admin.close()
+    database = Database(POSTGRES_URL,
+                        connect_args={"server_settings": {"search_path": schema}})
+    await database.migrate()
+    yield database
+    await database.close()
+    admin = Database(POSTGRES_URL)
+    async with admin.engine.begin() as connection:
+        await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await admin.close()

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -22,37 +18,6 @@ from labspace.templates.store import TemplateStore, parse_template
 from labspace.workspaces.events import EventBus
 from labspace.workspaces.states import State
 from labspace.workspaces.store import InvalidTransition, WorkspaceStore
-
-POSTGRES_URL = os.environ.get("LABSPACE_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
-        await database.migrate()
-        yield database
-        await database.close()
-        return
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("LABSPACE_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
-        pytest.skip("set LABSPACE_TEST_POSTGRES_URL to test PostgreSQL (scripts/test.sh does)")
-    # A private schema per test keeps runs independent on one database.
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = Database(POSTGRES_URL)
-    async with admin.engine.begin() as connection:
-        await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    await admin.close()
-    database = Database(POSTGRES_URL,
-                        connect_args={"server_settings": {"search_path": schema}})
-    await database.migrate()
-    yield database
-    await database.close()
-    admin = Database(POSTGRES_URL)
-    async with admin.engine.begin() as connection:
-        await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    await admin.close()
 
 
 async def test_migrations_are_idempotent(db: Database) -> None:
@@ -149,3 +114,14 @@ async def test_templates_seed_never_overwrites_and_validate(db: Database) -> Non
         parse_template({**edited.model_dump(), "name": "Not Valid"})
     with pytest.raises(InvalidInput, match="mounts"):
         parse_template({**edited.model_dump(), "mounts": [{"source": "rel", "target": "/x"}]})
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from labspace.state.db import HEAD_REVISION, MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION

@@ -53,19 +53,19 @@ def init(
 
 def hub() -> None:
     """Run the hub (UI and API) in the foreground, on the internal address."""
-    from labspace.web.app import run_hub
-
-    run_hub(settings_or_exit())
+    settings_or_exit()  # a bad configuration is reported here, with the CLI's error format
+    _exec_module("labspace.web")
 
 
 def proxy() -> None:
     """Run the public proxy in the foreground (keeps serving while the hub restarts)."""
-    from labspace.proxy.app import run_proxy
-    from labspace.proxy.dbsource import DatabaseRouteSource
-    from labspace.state.db import Database
+    settings_or_exit()
+    _exec_module("labspace.proxy")
 
-    settings = settings_or_exit()
-    run_proxy(settings, DatabaseRouteSource(Database(settings.db_url)))
+
+def _exec_module(module: str) -> None:
+    # Replace this process: the long-running server then carries none of the CLI's imports.
+    os.execv(sys.executable, [sys.executable, "-m", module])  # noqa: S606
 
 
 def serve() -> None:

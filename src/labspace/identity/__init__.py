@@ -1,16 +1,6 @@
-"""Who people are: accounts, passwords, session and API tokens, and pluggable authenticators."""
+"""Who people are: accounts, passwords, session and API tokens, and pluggable authenticators.
 
-from labspace.identity.authenticator import Authenticator, LocalAuthenticator, login
-from labspace.identity.tokens import SESSION_COOKIE, issue_token, resolve_token, revoke_token
-from labspace.identity.users import UserService
-
-__all__ = [
-    "SESSION_COOKIE",
-    "Authenticator",
-    "LocalAuthenticator",
-    "UserService",
-    "issue_token",
-    "login",
-    "resolve_token",
-    "revoke_token",
-]
+Public modules: ``users`` (UserService), ``authenticator`` (Authenticator protocol, login
+pipeline), ``tokens`` (issue/resolve/revoke), ``credentials`` (the cookie name and token
+digests, free of heavy imports so the proxy can use them), ``passwords`` (argon2).
+"""

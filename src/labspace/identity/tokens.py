@@ -1,12 +1,7 @@
-"""Session cookies and API tokens: random secrets of which only a SHA-256 digest is stored.
-
-Tokens are 256-bit random values, so a fast hash is enough (a slow one like argon2 protects
-low-entropy passwords, not random keys) and lets the proxy check credentials quickly.
-"""
+"""Session cookies and API tokens: random secrets of which only a SHA-256 digest is stored."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,14 +9,18 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from labspace.identity.credentials import SESSION_COOKIE, TOKEN_PREFIX, digest, plausible_token
 from labspace.state.models import Token, User
 
-SESSION_COOKIE = "labspace-session"
-TOKEN_PREFIX = "lsp_"
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = [
+    "SESSION_COOKIE",
+    "Resolved",
+    "digest",
+    "issue_token",
+    "resolve_token",
+    "revoke_token",
+    "revoke_user_tokens",
+]
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,13 @@ async def issue_token(
 
 async def resolve_token(session: AsyncSession, value: str) -> Resolved | None:
     """The active user behind a token value, or None (unknown, expired, or user disabled)."""
-    if not value.startswith(TOKEN_PREFIX) or len(value) > 100:
+    if not plausible_token(value):
         return None
     row = (
         await session.execute(
-            select(Token, User).join(User, Token.user_id == User.id).where(
-                Token.digest == digest(value)
-            )
+            select(Token, User)
+            .join(User, Token.user_id == User.id)
+            .where(Token.digest == digest(value))
         )
     ).first()
     if row is None:

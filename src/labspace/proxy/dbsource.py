@@ -1,50 +1,140 @@
-"""The proxy's RouteSource backed by labspace's database (read-only).
+"""The proxy's RouteSource backed by labspace's database, read-only, in plain SQL.
 
 The proxy never asks the hub: it reads the same database, so it keeps routing and
-authenticating while the hub restarts.
+authenticating while the hub restarts. It deliberately avoids the ORM and pydantic (two
+queries do not need them) so the proxy process stays small: stdlib sqlite3 for SQLite,
+asyncpg for PostgreSQL.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import asyncio
+import json
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from labspace.identity.tokens import resolve_token
+from labspace.identity.credentials import digest, plausible_token
 from labspace.proxy.source import Principal, Route
-from labspace.state.db import Database
-from labspace.state.models import Template, User, Workspace
-from labspace.templates.model import AppSpec
+
+ROUTE_SQL = (
+    "SELECT w.state, w.target, w.secret, t.spec FROM workspaces w "
+    "JOIN users u ON u.id = w.owner_id LEFT JOIN templates t ON t.name = w.template "
+    "WHERE u.name = {0} AND w.name = {1}"
+)
+PRINCIPAL_SQL = (
+    "SELECT u.name, u.is_admin FROM tokens k JOIN users u ON u.id = k.user_id "
+    "WHERE k.digest = {0} AND NOT u.disabled AND (k.expires_at IS NULL OR k.expires_at > {1})"
+)
+
+
+def route_from_row(owner: str, workspace: str, row: tuple[Any, ...]) -> Route:
+    state, target, secret, spec = row
+    app: dict[str, Any] = (json.loads(spec) if isinstance(spec, str) else spec or {}).get(
+        "app", {}
+    )
+    return Route(
+        owner=owner,
+        workspace=workspace,
+        state=state,
+        target=target if state == "running" else None,
+        secret_header=app.get("secret_header", "Authorization"),
+        secret_value=app.get("secret_value", "token {secret}").replace("{secret}", secret),
+        strip_prefix=app.get("base_url") == "strip",
+    )
+
+
+class _Queries(Protocol):
+    async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
+
+    async def close(self) -> None: ...
+
+
+class SQLiteQueries:
+    """One read-only connection used from one worker thread at a time (WAL: never blocks the
+    hub's writes)."""
+
+    placeholders = ("?", "?")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _run(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if self._connection is None:
+            self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                               check_same_thread=False, timeout=10)
+        row: tuple[Any, ...] | None = self._connection.execute(sql, args).fetchone()
+        return row
+
+    async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        async with self._lock:
+            return await asyncio.to_thread(self._run, sql, args)
+
+    @staticmethod
+    def now() -> str:
+        # SQLAlchemy stores UTC datetimes in SQLite as this sortable text.
+        return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+class PostgresQueries:
+    placeholders = ("$1", "$2")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+
+    async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
+        row = await self._pool.fetchrow(sql, *args)
+        return tuple(row) if row is not None else None
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
 
 
 class DatabaseRouteSource:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, url: str) -> None:
+        self.queries: SQLiteQueries | PostgresQueries
+        if url.startswith("sqlite"):
+            self.queries = SQLiteQueries(url.split(":///", 1)[1])
+        elif url.startswith("postgresql"):
+            parts = urlsplit(url)
+            self.queries = PostgresQueries(
+                parts._replace(scheme="postgresql").geturl()
+            )
+        else:
+            raise ValueError(f"unsupported database URL for the proxy: {url.split(':', 1)[0]}")
+        first, second = self.queries.placeholders
+        self._route_sql = ROUTE_SQL.format(first, second)
+        self._principal_sql = PRINCIPAL_SQL.format(first, second)
 
     async def route(self, owner: str, workspace: str) -> Route | None:
-        async with self.db.session() as session:
-            row = (await session.execute(
-                select(Workspace.state, Workspace.target, Workspace.secret, Template.spec)
-                .join(User, Workspace.owner_id == User.id)
-                .outerjoin(Template, Template.name == Workspace.template)
-                .where(User.name == owner, Workspace.name == workspace)
-            )).first()
-        if row is None:
-            return None
-        state, target, secret, spec = row
-        app = AppSpec.model_validate(spec["app"]) if spec else None
-        return Route(
-            owner=owner,
-            workspace=workspace,
-            state=state,
-            target=target if state == "running" else None,
-            secret_header=app.secret_header if app else "Authorization",
-            secret_value=(app.secret_value if app else "token {secret}").replace(
-                "{secret}", secret),
-            strip_prefix=bool(app and app.base_url == "strip"),
-        )
+        row = await self.queries.one(self._route_sql, owner, workspace)
+        return route_from_row(owner, workspace, row) if row else None
 
     async def principal(self, token: str) -> Principal | None:
-        async with self.db.session() as session:
-            resolved = await resolve_token(session, token)
-        if resolved is None:
+        if not plausible_token(token):
             return None
-        return Principal(user=resolved.user.name, is_admin=resolved.user.is_admin)
+        row = await self.queries.one(self._principal_sql, digest(token), self.queries.now())
+        return Principal(user=row[0], is_admin=bool(row[1])) if row else None
+
+    async def close(self) -> None:
+        await self.queries.close()

@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# The newest migration; tests/state checks it matches the migrations directory.
+HEAD_REVISION = "0001"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,7 +52,12 @@ class Database:
             yield session
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest Alembic revision (idempotent).
+
+        When the schema is current, Alembic is not even imported (it would stay in the hub's
+        memory for nothing)."""
+        if await self._revision() == HEAD_REVISION:
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -62,6 +70,14 @@ class Database:
                 command.upgrade(config, "head")
 
             await connection.run_sync(upgrade)
+
+    async def _revision(self) -> str | None:
+        try:
+            async with self.engine.connect() as connection:
+                value = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        except DBAPIError:
+            return None
+        return str(value) if value else None
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,0 +1,19 @@
+"""What a credential looks like on the wire and in storage. Stdlib only: the proxy imports it."""
+
+from __future__ import annotations
+
+import hashlib
+
+SESSION_COOKIE = "labspace-session"
+TOKEN_PREFIX = "lsp_"
+MAX_TOKEN_LENGTH = 100
+
+
+def digest(token: str) -> str:
+    """Tokens are 256-bit random values, so a fast hash is enough to store and look them up
+    (a slow one like argon2 protects low-entropy passwords, not random keys)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def plausible_token(value: str) -> bool:
+    return value.startswith(TOKEN_PREFIX) and len(value) <= MAX_TOKEN_LENGTH
