@@ -347,3 +347,19 @@ async def test_cache_expires_and_coalesces():
     now[0] = 12.0
     await cached.principal("t")
     assert source.principal_calls == 1
+
+
+async def test_upstream_protocol_skips_interim_answers_and_knows_bodyless_ones():
+    from labspace.proxy.upstream import UpstreamProtocol
+
+    conn = UpstreamProtocol(asyncio.get_running_loop())
+    conn.data_received(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\nok")
+    assert (conn.status, conn.headers) == (200, [(b"Content-Length", b"2"), (b"X-A", b"1")])
+    assert conn.complete and conn.keep_alive and conn.take() == b"ok"
+    conn._reset()
+    conn.data_received(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 20\r\n\r\n")
+    assert conn.status == 304 and conn.complete and conn.keep_alive
+    conn._reset()
+    conn.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    assert conn.complete and not conn.keep_alive

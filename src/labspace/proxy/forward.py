@@ -251,7 +251,8 @@ async def _relay(request: web.BaseRequest, pool: UpstreamPool, conn: UpstreamPro
         headers_out = decode_headers(conn.headers, _response_drop(conn.headers))
         reason = conn.reason.decode("utf-8", "surrogateescape") or None
         length = headers_out.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+        if (length is not None and length.isdigit() and int(length) <= SMALL_BODY
+                and conn.status not in _NO_BODY_STATUS):
             try:
                 while not conn.complete:
                     await conn.wait(read_timeout)

@@ -54,6 +54,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
+        self._interim = False
         self.answered = False
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -105,7 +106,14 @@ class UpstreamProtocol(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): wait for the real one.
+            self._interim = True
+            self.reason = b""
+            self.headers = []
+            return
+        self.status = status
         self.headers_done = True
         self._wake()
 
@@ -118,6 +126,9 @@ class UpstreamProtocol(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
         self.keep_alive = self._parser.should_keep_alive()  # reset once this returns
         self.complete = True
         self._wake()
