@@ -91,7 +91,6 @@ Wants=docker.service
 
 [Service]
 Environment=LABSPACE_CONFIG=$CONFIG
-Environment=MALLOC_ARENA_MAX=2
 ExecStart=$LABSPACE $part
 Restart=always
 RestartSec=2
@@ -120,7 +119,7 @@ else
             [ "$changed" = 1 ] || continue
             kill "$pid"; sleep 1
         fi
-        MALLOC_ARENA_MAX=2 nohup "$LABSPACE" "$part" >>"$data_dir/logs/$part.log" 2>&1 </dev/null &
+        nohup "$LABSPACE" "$part" >>"$data_dir/logs/$part.log" 2>&1 </dev/null &
         echo $! > "$run/$part.pid"
     done
 fi

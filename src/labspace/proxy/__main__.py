@@ -10,9 +10,11 @@ import sys
 from pydantic import ValidationError
 
 from labspace.config import load_settings
+from labspace.tuning import limit_malloc_arenas
 
 
 def main() -> None:
+    limit_malloc_arenas()
     try:
         settings = load_settings()
     except ValidationError as error:
