@@ -349,6 +349,17 @@ async def test_cache_expires_and_coalesces():
     assert source.principal_calls == 1
 
 
+async def test_a_starting_route_is_not_cached():
+    """The moment a workspace is running, the proxy forwards to it (no stale 'starting')."""
+    source = StaticRouteSource(routes={("a", "w"): Route("a", "w", "starting", None)})
+    cached = CachedRouteSource(source, clock=lambda: 0.0)
+    assert (await cached.route("a", "w")).state == "starting"  # type: ignore[union-attr]
+    source.routes[("a", "w")] = Route("a", "w", "running", "http://x")
+    assert (await cached.route("a", "w")).state == "running"  # type: ignore[union-attr]
+    await cached.route("a", "w")
+    assert source.route_calls == 2  # running: cached from then on
+
+
 async def test_upstream_protocol_skips_interim_answers_and_knows_bodyless_ones():
     from labspace.proxy.upstream import UpstreamProtocol
 

@@ -28,7 +28,8 @@ def _retrieve_exception(task: asyncio.Future[Any]) -> None:
 
 
 class TTLCache(Generic[V]):
-    """A bounded mapping whose entries expire; ``None`` values get the (shorter) negative TTL."""
+    """A bounded mapping whose entries expire; ``None`` values get the (shorter) negative TTL,
+    and values that ``settled`` says are in flux are not kept at all."""
 
     def __init__(
         self,
@@ -36,11 +37,13 @@ class TTLCache(Generic[V]):
         negative_ttl: float,
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
+        settled: Callable[[V], bool] = lambda _value: True,
     ) -> None:
         self._ttl = ttl
         self._negative_ttl = min(negative_ttl, ttl)
         self._max = max_entries
         self._clock = clock
+        self._settled = settled
         self._entries: dict[Hashable, tuple[float, V | None]] = {}
         self._pending: dict[Hashable, asyncio.Future[V | None]] = {}
 
@@ -77,7 +80,12 @@ class TTLCache(Generic[V]):
     def _store(self, key: Hashable, value: V | None) -> None:
         if len(self._entries) >= self._max:
             self._evict()
-        ttl = self._ttl if value is not None else self._negative_ttl
+        if value is None:
+            ttl = self._negative_ttl
+        elif self._settled(value):
+            ttl = self._ttl
+        else:
+            return  # a value about to change (a starting workspace) is not worth keeping
         self._entries[key] = (self._clock() + ttl, value)
 
     def _evict(self) -> None:
@@ -105,7 +113,12 @@ class CachedRouteSource:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
-        self._routes: TTLCache[Route] = TTLCache(route_ttl, negative_ttl, max_entries, clock)
+        # Only running routes are cached: a workspace that is starting becomes reachable the
+        # moment it is running, not a TTL later.
+        self._routes: TTLCache[Route] = TTLCache(
+            route_ttl, negative_ttl, max_entries, clock,
+            settled=lambda route: route.state == "running",
+        )
         self._principals: TTLCache[Principal] = TTLCache(
             principal_ttl, negative_ttl, max_entries, clock
         )
