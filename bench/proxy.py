@@ -432,14 +432,28 @@ def main() -> int:
         direct: list[Result] = []
         proxied: list[Result] = []
         baseline: list[Result] = []
+        proxy_cpu: list[float] = []
+        baseline_cpu: list[float] = []
+
+        def measured(url: str, pid: int, cpu: list[float]) -> Result:
+            """A proxied run, noting the proxy process' CPU time per request (user+sys)."""
+            process = psutil.Process(pid)
+            before = sum(process.cpu_times()[:2])
+            result = load(url, proxy_h, args.seconds, args.connections)
+            used = sum(process.cpu_times()[:2]) - before
+            cpu.append(used / max(1.0, result.rps * args.seconds) * 1e6)
+            return result
+
         for r in range(args.rounds):
             direct.append(load(direct_url, direct_h, args.seconds, args.connections))
             print(f"  round {r + 1} direct  : {fmt(direct[-1])}")
-            proxied.append(load(proxy_url, proxy_h, args.seconds, args.connections))
-            print(f"  round {r + 1} proxied : {fmt(proxied[-1])}")
+            proxied.append(measured(proxy_url, target.proxy_pid, proxy_cpu))
+            print(f"  round {r + 1} proxied : {fmt(proxied[-1])}  proxy CPU "
+                  f"{proxy_cpu[-1]:.0f} us/request")
             if baseline_url:
-                baseline.append(load(baseline_url, proxy_h, args.seconds, args.connections))
-                print(f"  round {r + 1} baseline: {fmt(baseline[-1])}")
+                baseline.append(measured(baseline_url, target.baseline_pid, baseline_cpu))
+                print(f"  round {r + 1} baseline: {fmt(baseline[-1])}  proxy CPU "
+                      f"{baseline_cpu[-1]:.0f} us/request")
 
         def med(results: list[Result]) -> Result:
             return Result(*(statistics.median(getattr(x, f) for x in results)
@@ -451,11 +465,13 @@ def main() -> int:
         print(f"HTTP direct : {fmt(d)}  (median of {args.rounds})")
         print(f"HTTP proxied: {fmt(p)}")
         print(f"HTTP ratio proxied/direct {ratio:.2f}x (target >= 0.8), added p50 "
-              f"{added:.3f} ms (target <= 1 ms)")
+              f"{added:.3f} ms (target <= 1 ms); proxy CPU "
+              f"{statistics.median(proxy_cpu):.0f} us/request")
         if baseline:
             b = med(baseline)
             print(f"HTTP baseline proxy: {fmt(b)}  ratio {b.rps / d.rps:.2f}x, added p50 "
-                  f"{b.p50_ms - d.p50_ms:.3f} ms")
+                  f"{b.p50_ms - d.p50_ms:.3f} ms; proxy CPU "
+                  f"{statistics.median(baseline_cpu):.0f} us/request")
 
         # Unloaded latency (1 connection): the cost of the extra hop without queueing.
         short = max(2, args.seconds // 2)
