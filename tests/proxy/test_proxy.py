@@ -128,6 +128,10 @@ async def test_stopped_workspace_gets_a_page_linking_to_the_hub(proxied: Stack, 
 async def test_unknown_workspace_of_the_owner_is_404(proxied: Stack, client):
     async with client.get(f"{proxied.url}/user/alice/nosuch/", headers=ALICE) as resp:
         assert resp.status == 404
+    async with client.get(f"{proxied.url}/user/alice/nosuch/",
+                          headers={**ALICE, **BROWSER}) as resp:
+        assert resp.status == 404
+        assert 'href="/hub/?name=nosuch"' in await resp.text()  # offers to create it
 
 
 async def test_upstream_down_is_502_after_asking_the_source_again(proxied: Stack, client):

@@ -165,7 +165,7 @@ class Proxy:
                 log.exception("route source failed looking up %s/%s", owner, name)
                 return pages.source_down(request)
             if route is None:
-                return pages.not_found(request)
+                return pages.no_such_workspace(request, name)
             if route.state != "running" or not route.target:
                 return pages.not_running(request, owner, name, route.state)
             try:

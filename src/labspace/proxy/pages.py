@@ -77,6 +77,16 @@ def not_found(request: web.BaseRequest) -> web.Response:
     return error(request, 404, "Not found", "There is no such page or workspace.")
 
 
+def no_such_workspace(request: web.BaseRequest, workspace: str) -> web.Response:
+    """Shown only to the owner (or an admin): offers to create the workspace."""
+    if not wants_html(request):
+        return json_error(404, f"there is no workspace {workspace!r}")
+    create = "/hub/?name=" + quote(workspace)
+    body = (f"<p>There is no workspace <b>{escape(workspace)}</b> yet.</p>"
+            f'<p><a class="button" href="{escape(create)}">Create it</a></p>')
+    return html_page(404, "No such workspace", body)
+
+
 def hub_down(request: web.BaseRequest) -> web.Response:
     message = "labspace is restarting, retry in a few seconds"
     if request.path.startswith("/hub/api/") or not wants_html(request):

@@ -92,8 +92,11 @@ async def _home(
 
 
 @router.get("/")
-async def home(request: Request, caller: CallerDep, hub: HubDep) -> Response:
-    return await _home(request, caller, hub)
+async def home(
+    request: Request, caller: CallerDep, hub: HubDep, name: str = ""
+) -> Response:
+    # ?name= pre-fills the form (the proxy's "no such workspace" page links here).
+    return await _home(request, caller, hub, form={"name": name[:30]} if name else None)
 
 
 @router.post("/workspaces")
