@@ -1,11 +1,14 @@
 """A real browser (Debian's Chromium, driven by Playwright) from login to JupyterLab.
 
-It also refreshes the README's screenshots: docs/screenshot.png (JupyterLab opened through
-labspace) and docs/screenshot-workspaces.png (the "My workspaces" page).
+With LABSPACE_UPDATE_SCREENSHOTS=1 it also refreshes the README's screenshots:
+docs/screenshot.png (JupyterLab opened through labspace) and docs/screenshot-workspaces.png
+(the "My workspaces" page). Otherwise they go to the test's temporary directory, so a test run
+never changes the work tree.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -26,6 +29,11 @@ CHROMIUM_ARGS = [
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    return DOCS if os.environ.get("LABSPACE_UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
 async def tidy_jupyterlab(page: Page) -> None:
     """Let the launcher finish drawing and dismiss the "Jupyter news?" toast, for a clean
     screenshot; neither is part of what the test checks."""
@@ -37,7 +45,7 @@ async def tidy_jupyterlab(page: Page) -> None:
     await page.wait_for_timeout(800)
 
 
-async def test_login_create_and_land_on_jupyterlab(stack: Stack) -> None:
+async def test_login_create_and_land_on_jupyterlab(stack: Stack, shots: Path) -> None:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
     user, password = f"ada-{uuid.uuid4().hex[:4]}", "ada-browser-pw-1"
@@ -79,7 +87,7 @@ async def test_login_create_and_land_on_jupyterlab(stack: Stack) -> None:
                                          timeout=60_000)
             await tidy_jupyterlab(page)
             assert any(re.search(rf"/hub/workspaces/{user}/analysis", url) for url in visited)
-            await page.screenshot(path=str(DOCS / "screenshot.png"))
+            await page.screenshot(path=str(shots / "screenshot.png"))
 
             # Back on "My workspaces": analysis is running, with an Open link.
             await page.goto(f"{stack.url}/hub/")
@@ -87,7 +95,7 @@ async def test_login_create_and_land_on_jupyterlab(stack: Stack) -> None:
             assert await row.locator(".badge").inner_text() == "running"
             assert await row.locator("a:has-text('Open')").get_attribute("href") == \
                 f"/user/{user}/analysis/"
-            await page.screenshot(path=str(DOCS / "screenshot-workspaces.png"))
+            await page.screenshot(path=str(shots / "screenshot-workspaces.png"))
         finally:
             await browser.close()
             with stack.client() as admin:
