@@ -32,12 +32,12 @@ from labspace.proxy.forward import (
     fast_target,
     forward_fast,
     forward_http,
-    forward_websocket,
     upstream_head,
     upstream_headers,
 )
 from labspace.proxy.source import Principal, Route, RouteSource
 from labspace.proxy.upstream import UpstreamPool
+from labspace.proxy.websocket import forward_websocket
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Forwarding: stream an HTTP request to an upstream and its answer back, or pump a WebSocket.
+"""HTTP forwarding: stream a request to an upstream and its answer back (WebSockets: websocket.py).
 
 Nothing here buffers a whole body (except small responses that declare a Content-Length),
 decompresses, or outlives the client: the server runs with handler cancellation, so a client
@@ -7,17 +7,15 @@ that leaves cancels the upstream request, whose connection is then closed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from labspace.identity.credentials import SESSION_COOKIE
 from labspace.proxy.upstream import (
     UpstreamFailed,
     UpstreamPool,
@@ -28,7 +26,6 @@ from labspace.proxy.upstream import (
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "labspace-session"
 
 # Hop-by-hop headers (RFC 9110 7.6.1) plus what a proxy must set itself.
 _HOP_BY_HOP = frozenset({
@@ -311,7 +308,7 @@ def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return headers
 
 
-def _url(base: str, path_qs: str) -> URL:
+def upstream_url(base: str, path_qs: str) -> URL:
     return URL(base + path_qs, encoded=True)
 
 
@@ -327,7 +324,7 @@ async def forward_http(
     Raises UpstreamUnavailable when the upstream could not be reached or failed before
     answering; after the answer has begun, failures just end the client's connection.
     """
-    upstream = await _send(request, session, _url(base, path_qs), headers)
+    upstream = await _send(request, session, upstream_url(base, path_qs), headers)
     response: web.StreamResponse | None = None
     try:
         headers_out = _response_headers(upstream)
@@ -391,115 +388,3 @@ async def _send(
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable(str(exc) or type(exc).__name__,
                                       connect_failed=False) from exc
-
-
-# --------------------------------------------------------------------------- WebSocket
-
-
-def _close_code(code: object) -> int:
-    """A close code that may be sent on (1005/1006/1015 may only be observed)."""
-    if isinstance(code, int) and (1000 <= code <= 1003 or 1007 <= code <= 1014
-                                  or 3000 <= code <= 4999):
-        return code
-    return 1000
-
-
-_AnyWS = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
-
-
-async def _pump(source: _AnyWS, sink: _AnyWS) -> None:
-    """Copy messages from ``source`` to ``sink`` until ``source`` closes; then close ``sink``."""
-    try:
-        while True:
-            msg = await source.receive()
-            kind = msg.type
-            if kind is WSMsgType.TEXT:
-                await sink.send_str(msg.data)
-            elif kind is WSMsgType.BINARY:
-                await sink.send_bytes(msg.data)
-            elif kind is WSMsgType.PING:
-                await sink.ping(msg.data)
-            elif kind is WSMsgType.PONG:
-                await sink.pong(msg.data)
-            elif kind is WSMsgType.CLOSE:
-                # Pass the close on first (the app hears the client's code), then answer it.
-                code = _close_code(msg.data)
-                reason = (msg.extra or "").encode()[:120]
-                await sink.close(code=code, message=reason)
-                await source.close(code=code, message=reason)
-                return
-            else:  # CLOSING, CLOSED, ERROR
-                if not source.closed:  # it went away without a close frame
-                    await sink.close(code=1011 if kind is WSMsgType.ERROR else 1001)
-                # else: the other pump is closing both ends
-                return
-    except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
-        log.debug("websocket pump ended: %r", exc)
-        with contextlib.suppress(Exception):
-            await sink.close(code=1011)
-        with contextlib.suppress(Exception):
-            await source.close(code=1011)
-
-
-def _protocols(request: web.BaseRequest) -> list[str]:
-    offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    return [item.strip() for item in offered.split(",") if item.strip()]
-
-
-async def forward_websocket(
-    request: web.Request,
-    session: aiohttp.ClientSession,
-    base: str,
-    path_qs: str,
-    headers: CIMultiDict[str],
-    open_sockets: set[web.WebSocketResponse] | None = None,
-) -> web.StreamResponse:
-    """Open a WebSocket to the upstream, accept the client's, and pump both ways."""
-    try:
-        upstream = await session.ws_connect(
-            _url(base, path_qs), headers=headers, protocols=_protocols(request),
-            autoclose=False, autoping=False, heartbeat=None, compress=0, max_msg_size=0,
-            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
-        )
-    except aiohttp.WSServerHandshakeError as exc:
-        # The upstream answered but refused the upgrade: pass its status on.
-        return web.Response(status=exc.status or 502, text=exc.message or "")
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        raise UpstreamUnavailable(str(exc), connect_failed=True) from exc
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise UpstreamUnavailable(str(exc) or type(exc).__name__, connect_failed=False) from exc
-    client = web.WebSocketResponse(
-        protocols=(upstream.protocol,) if upstream.protocol else (),
-        autoclose=False, autoping=False, heartbeat=None, compress=False, max_msg_size=0,
-    )
-    try:
-        await client.prepare(request)
-        if open_sockets is not None:
-            open_sockets.add(client)
-        await _pump_both(client, upstream)
-    finally:
-        if open_sockets is not None:
-            open_sockets.discard(client)
-        if not upstream.closed:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(upstream.close(code=1001))
-    return client
-
-
-async def _pump_both(client: web.WebSocketResponse,
-                     upstream: aiohttp.ClientWebSocketResponse) -> None:
-    tasks = [asyncio.ensure_future(_pump(client, upstream)),
-             asyncio.ensure_future(_pump(upstream, client))]
-    try:
-        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        # The first pump closed both ends; give the other a moment to see its close.
-        if pending:
-            await asyncio.wait(pending, timeout=10.0)
-    finally:
-        _cancel(tasks)
-
-
-def _cancel(tasks: Iterable[asyncio.Future[None]]) -> None:
-    for task in tasks:
-        if not task.done():
-            task.cancel()
