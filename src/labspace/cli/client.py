@@ -48,14 +48,11 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the API's JSON instead of a table (for scripts).")
 ]
 
+# The reverse of each error class's http_status (the hub's translation), plus FastAPI's 422.
 _STATUS_ERRORS: dict[int, type[LabspaceError]] = {
-    400: InvalidInput,
-    401: NotAuthenticated,
-    403: PermissionDenied,
-    404: NotFound,
-    409: Conflict,
-    422: InvalidInput,
-}
+    cls.http_status: cls
+    for cls in (InvalidInput, NotAuthenticated, PermissionDenied, NotFound, Conflict)
+} | {422: InvalidInput}
 
 
 def error_for(response: httpx.Response) -> LabspaceError:

@@ -349,8 +349,7 @@ async def forward_http(
             # The upstream failed mid-answer: end the client's connection so it sees a
             # truncated response instead of a complete-looking one.
             log.info("upstream %s failed mid-response: %r", base, exc)
-            if request.transport is not None:
-                request.transport.close()
+            close_client(request)
             return response
         await response.write_eof()
         return response
