@@ -49,10 +49,12 @@ JsonOption = Annotated[
 ]
 
 # The reverse of each error class's http_status (the hub's translation), plus FastAPI's 422.
+_ERROR_CLASSES: tuple[type[LabspaceError], ...] = (
+    InvalidInput, NotAuthenticated, PermissionDenied, NotFound, Conflict
+)
 _STATUS_ERRORS: dict[int, type[LabspaceError]] = {
-    cls.http_status: cls
-    for cls in (InvalidInput, NotAuthenticated, PermissionDenied, NotFound, Conflict)
-} | {422: InvalidInput}
+    **{cls.http_status: cls for cls in _ERROR_CLASSES}, 422: InvalidInput
+}
 
 
 def error_for(response: httpx.Response) -> LabspaceError:
