@@ -220,7 +220,7 @@ def test_hub_not_running_message(tmp_path: Path) -> None:
     assert result.exception.exit_code == 6
     assert result.exception.message == (
         f"the labspace hub is not running at {env['LABSPACE_URL']}: start it with "
-        "`labspace serve` (or systemctl start labspace)"
+        "`labspace serve` (or systemctl start labspace-hub)"
     )
 
 
@@ -447,7 +447,7 @@ def test_hub_not_running(stack: Stack) -> None:
     assert done.stdout == ""
     assert done.stderr.strip() == (
         f"error: the labspace hub is not running at {closed}: start it with `labspace serve` "
-        "(or systemctl start labspace)"
+        "(or systemctl start labspace-hub)"
     )
 
 

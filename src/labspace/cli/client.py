@@ -80,7 +80,7 @@ def error_for(response: httpx.Response) -> LabspaceError:
 def _not_running(url: str) -> RuntimeFailure:
     return RuntimeFailure(
         f"the labspace hub is not running at {url}: start it with `labspace serve` "
-        "(or systemctl start labspace)"
+        "(or systemctl start labspace-hub)"
     )
 
 

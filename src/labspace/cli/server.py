@@ -69,8 +69,11 @@ def _exec_module(module: str) -> None:
 
 
 def serve() -> None:
-    """Run the proxy and the hub together (the proxy as its own process, so restarting the
-    hub keeps open sessions). Ctrl-C or SIGTERM stops both; workspaces keep running."""
+    """Run the proxy and the hub together, each as its own process.
+
+    Restarting the hub keeps open sessions. Ctrl-C or SIGTERM stops both; workspaces keep
+    running.
+    """
     settings = settings_or_exit()
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
