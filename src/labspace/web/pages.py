@@ -23,7 +23,6 @@ from labspace.web.app import templates
 from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep, csrf_token, visible_workspace
 from labspace.web.login import safe_next
 from labspace.workspaces.states import SETTLED, TRANSIENT, State
-from labspace.workspaces.store import WorkspaceRecord
 
 router = APIRouter(prefix="/hub", include_in_schema=False)
 
@@ -153,13 +152,9 @@ async def workspace_page(
     )
 
 
-async def _owned(hub: HubDep, caller: Caller, owner: str, name: str) -> WorkspaceRecord:
-    return await visible_workspace(hub, caller, owner, name)
-
-
 @router.post("/workspaces/{owner}/{name}/start")
 async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> Response:
-    await _owned(hub, caller, owner, name)
+    await visible_workspace(hub, caller, owner, name)
     await hub.manager.start(owner, name)
     return _see(_workspace_path(owner, name) + "?launch=1")
 
@@ -169,7 +164,7 @@ async def stop_workspace(
     owner: str, name: str, caller: CallerDep, hub: HubDep,
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    await _owned(hub, caller, owner, name)
+    await visible_workspace(hub, caller, owner, name)
     await hub.manager.stop(owner, name)
     return _see(safe_next(next) if next else _workspace_path(owner, name))
 
@@ -179,7 +174,7 @@ async def delete_workspace(
     owner: str, name: str, caller: CallerDep, hub: HubDep,
     next: Annotated[str, Form()] = "",
 ) -> Response:
-    await _owned(hub, caller, owner, name)
+    await visible_workspace(hub, caller, owner, name)
     await hub.manager.delete(owner, name)
     return _see(safe_next(next))
 
