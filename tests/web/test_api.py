@@ -92,3 +92,31 @@ def test_disabling_a_user_stops_their_workspaces_and_logs_them_out(
             assert admin.post("/hub/api/users/leaver/disable").json()["disabled"] is True
             assert leaver.get("/hub/api/me").status_code == 401
         assert admin.get("/hub/api/workspaces/leaver/w").json()["state"] == "stopped"
+
+
+def test_tokens_are_listed_without_values_and_revocable(stack: Stack,
+                                                        people: dict[str, Person]) -> None:
+    bob = people["bob"]
+    with stack.client() as admin:
+        spare = admin.post("/hub/api/users/bob/tokens", json={"note": "laptop"}).json()["token"]
+    with bob.api() as api:
+        listed = api.get("/hub/api/tokens").json()
+        assert spare not in str(listed) and bob.token not in str(listed)
+        laptop = next(t for t in listed if t["note"] == "laptop")
+        assert laptop["kind"] == "api" and laptop["current"] is False
+        assert any(t["current"] for t in listed)
+        assert api.delete(f"/hub/api/tokens/{laptop['id']}").status_code == 204
+        assert api.delete(f"/hub/api/tokens/{laptop['id']}").status_code == 404
+    with stack.client(spare) as revoked:
+        assert revoked.get("/hub/api/me").status_code == 401
+    with stack.client() as admin:  # nobody revokes someone else's token by id
+        theirs = next(t for t in admin.get("/hub/api/tokens").json() if t["current"])
+    with people["alice"].api() as api:
+        assert api.delete(f"/hub/api/tokens/{theirs['id']}").status_code == 404
+    with stack.client() as admin:
+        assert admin.get("/hub/api/me").status_code == 200
+    with stack.client() as admin:
+        throwaway = admin.post("/hub/api/users/bob/tokens", json={}).json()["token"]
+    with stack.client(throwaway) as api:
+        assert api.delete("/hub/api/tokens/current").status_code == 204
+        assert api.get("/hub/api/me").status_code == 401

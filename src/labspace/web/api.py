@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from labspace import __version__
 from labspace.errors import LabspaceError, NotFound, PermissionDenied
@@ -22,6 +22,7 @@ from labspace.web.schemas import (
     PasswordSet,
     TokenCreate,
     TokenCreated,
+    TokenPublic,
     UserCreate,
     UserCreated,
     UserPublic,
@@ -54,6 +55,30 @@ async def create_token(body: TokenCreate, caller: CallerDep, hub: HubDep) -> Tok
     async with hub.db.session() as session:
         token = await issue_token(session, caller.user, kind="api", note=body.note)
     return TokenCreated(token=token, note=body.note)
+
+
+@router.get("/tokens", response_model=list[TokenPublic])
+async def list_tokens(caller: CallerDep, hub: HubDep) -> list[TokenPublic]:
+    """The caller's sessions and API tokens."""
+    mine = digest(caller.credential)
+    async with hub.db.session() as session:
+        rows = await session.scalars(
+            select(Token).where(Token.user_id == caller.user.id).order_by(Token.id)
+        )
+        return [TokenPublic(id=t.id, kind=t.kind, note=t.note, created_at=t.created_at,
+                            expires_at=t.expires_at, current=t.digest == mine) for t in rows]
+
+
+@router.delete("/tokens/{token_id:int}", status_code=204)
+async def revoke_token_by_id(token_id: int, caller: CallerDep, hub: HubDep) -> Response:
+    """Revoke one of the caller's tokens or sessions (e.g. a lost laptop's)."""
+    async with hub.db.session() as session:
+        result = await session.execute(
+            delete(Token).where(Token.id == token_id, Token.user_id == caller.user.id)
+        )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"you have no token {token_id}")
+    return Response(status_code=204)
 
 
 @router.delete("/tokens/current", status_code=204)

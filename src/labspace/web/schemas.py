@@ -58,6 +58,17 @@ class TokenCreated(BaseModel):
     note: str
 
 
+class TokenPublic(BaseModel):
+    """A token as listed: never its value (only a digest is stored anyway)."""
+
+    id: int
+    kind: str
+    note: str
+    created_at: datetime
+    expires_at: datetime | None
+    current: bool = Field(description="Whether this request was made with it.")
+
+
 class WorkspaceCreate(_Input):
     name: Name
     template: Name
