@@ -1,0 +1,63 @@
+"""The manager in-process on the real engine: failure paths that need their own settings."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from labspace.config import Settings
+from labspace.hub import Hub, open_hub
+from labspace.templates import builtin_templates
+from labspace.workspaces.states import State
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+async def quick_hub(tmp_path: Path, jupyter_image: str,
+                    monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
+    monkeypatch.setenv("LABSPACE_CONFIG", str(tmp_path / "none.toml"))
+    instance = "m" + secrets.token_hex(4)
+    settings = Settings(data_dir=tmp_path / "data", instance=instance, start_timeout=3,
+                        docker_network=f"labspace-{instance}")
+    hub = await open_hub(settings)
+    try:
+        yield hub
+    finally:
+        await hub.close()
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter",
+                              f"label=org.labspace.instance={instance}"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        subprocess.run(["docker", "network", "rm", settings.docker_network],
+                       capture_output=True, check=False)
+
+
+async def test_a_start_that_times_out_fails_with_the_logs(quick_hub: Hub) -> None:
+    hub = quick_hub
+    await hub.users.create("tim")
+    base = builtin_templates("labspace/jupyterlab:latest")[0]
+    silent = base.model_copy(update={
+        "name": "silent",
+        "app": base.app.model_copy(update={
+            "command": ["sh", "-c", "echo waiting-forever; exec sleep 600"]}),
+    })
+    await hub.templates.add(silent)
+    record = await hub.manager.create("tim", "slow", "silent")
+    await hub.manager.start("tim", "slow")
+    await hub.manager.wait_settled(record.id)
+    failed = await hub.store.get("tim", "slow")
+    assert failed.state == State.FAILED
+    assert "did not answer within 3 s" in failed.message
+    assert "waiting-forever" in failed.message
+    assert failed.container_id
+    info = await hub.runtime.inspect(failed.container_id)
+    assert info is not None and not info.running  # stopped, kept for its logs
+    # A failed workspace can be deleted cleanly.
+    await hub.manager.delete("tim", "slow")
+    assert await hub.runtime.inspect(failed.container_id) is None
