@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -31,12 +31,6 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 30
 
 
-@dataclass
-class _Operation:
-    kind: str  # "start" or "stop"
-    task: asyncio.Task[None]
-
-
 class WorkspaceManager:
     def __init__(
         self,
@@ -50,7 +44,9 @@ class WorkspaceManager:
         self.templates = templates
         self.store = store
         self._locks: dict[int, asyncio.Lock] = {}
-        self._operations: dict[int, _Operation] = {}
+        # Starts under way, by workspace id. Stops and deletes run in the caller's task under
+        # the workspace's lock; only starts run in the background (they are long).
+        self._starts: dict[int, asyncio.Task[None]] = {}
         self._engine_slots = asyncio.Semaphore(settings.max_parallel_starts)
         self._http: aiohttp.ClientSession | None = None
         self._network_ready: asyncio.Lock = asyncio.Lock()
@@ -66,16 +62,10 @@ class WorkspaceManager:
     async def start(self, owner: str, name: str) -> WorkspaceRecord:
         """Queue a start and return at once; follow progress with the event stream."""
         record = await self.store.get(owner, name)
-        operation = self._operations.get(record.id)
-        if operation is not None and operation.kind == "start":
-            return record  # already on its way
-        if operation is not None:
-            await asyncio.shield(operation.task)  # let a stop finish, then start
-            record = await self.store.get(owner, name)
-        if record.state == State.RUNNING:
-            return record
+        if record.id in self._starts or record.state == State.RUNNING:
+            return record  # already on its way, or there
         record = await self.store.transition(record.id, State.PENDING, "queued")
-        self._launch(record.id, "start", self._start(record.id))
+        self._launch_start(record.id)
         return record
 
     async def stop(self, owner: str, name: str) -> WorkspaceRecord:
@@ -102,18 +92,18 @@ class WorkspaceManager:
         self._locks.pop(record.id, None)
 
     async def wait_settled(self, workspace_id: int) -> None:
-        """Wait for the operation under way on a workspace, if any (tests, CLI)."""
-        operation = self._operations.get(workspace_id)
-        if operation is not None:
-            await asyncio.shield(operation.task)
+        """Wait for the start under way on a workspace, if any (tests, benchmarks)."""
+        task = self._starts.get(workspace_id)
+        if task is not None:
+            await asyncio.shield(task)
 
     def busy(self, workspace_id: int) -> bool:
-        return workspace_id in self._operations or self._lock(workspace_id).locked()
+        return workspace_id in self._starts or self._lock(workspace_id).locked()
 
     def resume_start(self, record: WorkspaceRecord) -> None:
         """Finish a start that a previous hub process left half done (used by reconcile)."""
         if not self.busy(record.id):
-            self._launch(record.id, "start", self._start(record.id))
+            self._launch_start(record.id)
 
     async def close(self) -> None:
         """Leave every workspace as it is: stopping labspace never stops workspaces.
@@ -121,7 +111,7 @@ class WorkspaceManager:
         Starts under way are cancelled without touching their state; the next hub process
         resumes them (see reconcile)."""
         self._closing = True
-        tasks = [op.task for op in self._operations.values()]
+        tasks = list(self._starts.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -133,22 +123,21 @@ class WorkspaceManager:
     def _lock(self, workspace_id: int) -> asyncio.Lock:
         return self._locks.setdefault(workspace_id, asyncio.Lock())
 
-    def _launch(self, workspace_id: int, kind: str, work: Awaitable[None]) -> None:
-        async def run() -> None:
-            try:
-                await work
-            finally:
-                if self._operations.get(workspace_id) is operation:
-                    del self._operations[workspace_id]
+    def _launch_start(self, workspace_id: int) -> None:
+        task = asyncio.create_task(self._start(workspace_id), name=f"start-{workspace_id}")
+        self._starts[workspace_id] = task
 
-        operation = _Operation(kind, asyncio.create_task(run(), name=f"{kind}-{workspace_id}"))
-        self._operations[workspace_id] = operation
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._starts.get(workspace_id) is done:
+                del self._starts[workspace_id]
+
+        task.add_done_callback(forget)
 
     async def _cancel_start(self, workspace_id: int) -> None:
-        operation = self._operations.get(workspace_id)
-        if operation is not None and operation.kind == "start":
-            operation.task.cancel()
-            await asyncio.gather(operation.task, return_exceptions=True)
+        task = self._starts.get(workspace_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _containers_of(self, workspace_id: int) -> list[ContainerInfo]:
         return await self.runtime.list(
@@ -191,7 +180,7 @@ class WorkspaceManager:
                                     container_id=container.id)
 
     async def _ensure_container(
-        self, record: WorkspaceRecord, template: TemplateSpec, home: object
+        self, record: WorkspaceRecord, template: TemplateSpec, home: Path
     ) -> ContainerInfo:
         if record.container_id:
             existing = await self.runtime.inspect(record.container_id)
@@ -199,7 +188,7 @@ class WorkspaceManager:
                 return existing
         spec = build_container_spec(
             instance=self.settings.instance, network=self.settings.docker_network,
-            home=home,  # type: ignore[arg-type]
+            home=home,
             ws=record.identity, template=template,
         )
         try:
