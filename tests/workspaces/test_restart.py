@@ -118,3 +118,20 @@ def test_stopping_labspace_leaves_workspaces_running(stack: Stack,
     with alice.api() as api:
         assert api.get("/hub/api/workspaces/alice/steady").json()["state"] == "running"
         assert api.get("/user/alice/steady/api/status").status_code == 200
+
+
+def test_proxy_crash_loses_nothing(stack: Stack, people: dict[str, Person]) -> None:
+    alice = people["alice"]
+    with alice.api() as api:
+        wait_state(api, "alice", "steady", {"running"})
+        put = api.put("/user/alice/steady/api/contents/proxy-crash.txt",
+                      json={"type": "file", "format": "text", "content": "still here"})
+        assert put.status_code in (200, 201)
+    stack.kill_proxy()
+    stack.start_proxy()  # routes and sessions come back from the database
+    with alice.api() as api:
+        got = api.get("/user/alice/steady/api/contents/proxy-crash.txt")
+        assert got.status_code == 200 and got.json()["content"] == "still here"
+        assert api.get("/hub/api/workspaces/alice/steady").json()["state"] == "running"
+    browser = alice.browser()
+    assert browser.get("/user/alice/steady/api/status").status_code == 200

@@ -41,6 +41,12 @@ def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], log: 
     raise RuntimeError(f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+def _kill(process: subprocess.Popen[bytes] | None, sig: int) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+
 @dataclass
 class Stack:
     root: Path
@@ -113,9 +119,10 @@ class Stack:
                    self.root / "proxy.log")
 
     def kill_hub(self, sig: int = signal.SIGKILL) -> None:
-        if self.hub_process is not None and self.hub_process.poll() is None:
-            self.hub_process.send_signal(sig)
-            self.hub_process.wait(timeout=30)
+        _kill(self.hub_process, sig)
+
+    def kill_proxy(self, sig: int = signal.SIGKILL) -> None:
+        _kill(self.proxy_process, sig)
 
     def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
