@@ -1,0 +1,67 @@
+"""The architecture's import rules, checked on the source (like kopf's .importlinter):
+
+- only labspace.runtime talks to Docker (aiodocker), and it knows nothing of users or HTTP;
+- the proxy stays lean and independent of the hub: no ORM, no web framework, no hub modules;
+- the state layer knows nothing of the web, the CLI or the workspace manager.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "labspace"
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((SRC / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(SRC))] = names
+    return found
+
+
+def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [
+        f"{module} imports {name}"
+        for module, names in imports_of(package).items()
+        for name in sorted(names)
+        if any(name == bad or name.startswith(bad + ".") for bad in forbidden)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("runtime", ("labspace.identity", "labspace.web", "labspace.workspaces",
+                     "labspace.proxy", "labspace.state", "fastapi", "sqlalchemy")),
+        ("proxy", ("sqlalchemy", "fastapi", "labspace.web", "labspace.workspaces",
+                   "labspace.state", "labspace.hub", "labspace.runtime", "aiodocker",
+                   "labspace.identity.tokens", "labspace.identity.users")),
+        ("state", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.proxy")),
+        ("identity", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.proxy",
+                      "labspace.runtime")),
+        ("templates", ("labspace.web", "labspace.cli", "labspace.workspaces",
+                       "labspace.runtime")),
+        ("workspaces", ("labspace.web", "labspace.cli", "fastapi", "aiodocker")),
+    ],
+)
+def test_layer_rules(package: str, forbidden: tuple[str, ...]) -> None:
+    assert offending(package, forbidden) == []
+
+
+def test_only_the_runtime_talks_to_docker() -> None:
+    talkers = [
+        f"{package}/{module}"
+        for package in [p.name for p in SRC.iterdir() if p.is_dir() and p.name != "runtime"]
+        for module, names in imports_of(package).items()
+        if any(name == "aiodocker" or name.startswith(("aiodocker.", "docker")) for name in names)
+    ]
+    assert talkers == []
