@@ -9,14 +9,18 @@
 # the proxy and the hub, and prints the URL and the admin's one-time password.
 # Run again: quick, and it changes nothing that is already right.
 #
-# Environment: LABSPACE_PREFIX (/opt/labspace), LABSPACE_PORT (8000), LABSPACE_ADMIN (admin).
+# Environment: LABSPACE_PREFIX (/opt/labspace), LABSPACE_PORT (8000), LABSPACE_ADMIN (admin),
+# LABSPACE_CONFIG (/etc/labspace/labspace.toml), LABSPACE_DATA (/var/lib/labspace, written
+# into a new configuration file), LABSPACE_NO_SYSTEMD=1 (background processes even where
+# systemd runs; the tests use it).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")" && pwd)
 PREFIX=${LABSPACE_PREFIX:-/opt/labspace}
 PORT=${LABSPACE_PORT:-8000}
 ADMIN=${LABSPACE_ADMIN:-admin}
-CONFIG=/etc/labspace/labspace.toml
+CONFIG=${LABSPACE_CONFIG:-/etc/labspace/labspace.toml}
+DATA=${LABSPACE_DATA:-/var/lib/labspace}
 export LABSPACE_CONFIG=$CONFIG
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -43,7 +47,7 @@ step "checking the Docker engine"
 bash "$SRC/scripts/ensure-docker.sh"
 
 # 3. labspace in its own virtual environment (reinstalled only when the source changed) -------
-want=$(cd "$SRC" && find pyproject.toml src -type f -not -name '*.pyc' -print0 | sort -z \
+want=$(cd "$SRC" && find pyproject.toml src/labspace -type f -not -path '*/__pycache__/*' -print0 | sort -z \
        | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 stamp=$PREFIX/.source-sha256
 changed=0
@@ -59,10 +63,10 @@ LABSPACE=$PREFIX/venv/bin/labspace
 # 4. Configuration ------------------------------------------------------------------------------
 if [ ! -f "$CONFIG" ]; then
     step "writing $CONFIG"
-    mkdir -p /etc/labspace
+    mkdir -p "$(dirname "$CONFIG")"
     cat > "$CONFIG" <<TOML
 # labspace configuration: every option is listed by \`labspace config reference\`.
-data_dir = "/var/lib/labspace"
+data_dir = "$DATA"
 public_port = $PORT
 # public_url = "https://lab.example.org"   # set this when a TLS front end serves labspace
 TOML
@@ -79,8 +83,8 @@ echo "$init_out" | grep -v '^admin password' >&2 || true
 
 # 7. Start (or restart after an upgrade) the proxy and the hub --------------------------------
 data_dir=$("$LABSPACE" config show --json 2>/dev/null | python3 -c \
-    'import json,sys; print(json.load(sys.stdin)["settings"]["data_dir"])' 2>/dev/null || echo /var/lib/labspace)
-if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then
+    'import json,sys; print(json.load(sys.stdin)["settings"]["data_dir"])' 2>/dev/null || echo "$DATA")
+if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] && [ "${LABSPACE_NO_SYSTEMD:-0}" != 1 ]; then
     for part in proxy hub; do
         unit=/etc/systemd/system/labspace-$part.service
         cat > "$unit.new" <<UNIT

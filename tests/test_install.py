@@ -1,0 +1,76 @@
+"""The README's first command, for real: install into a temporary prefix, log in with the
+printed one-time password, run it again (quick, nothing changed), then stop what it started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labspace.testing import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.docker
+
+
+def stop_everything(data: Path, instance: str) -> None:
+    for pid_file in (data / "run").glob("*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter",
+                          f"label=org.labspace.instance={instance}"],
+                         capture_output=True, text=True, check=False).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+    subprocess.run(["docker", "network", "rm", f"labspace-{instance}"], capture_output=True,
+                   check=False)
+
+
+def test_install_runs_labspace_and_is_idempotent(tmp_path: Path, jupyter_image: str) -> None:
+    port, instance = free_port(), "i" + secrets.token_hex(4)
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "LABSPACE_PREFIX": str(tmp_path / "prefix"),
+        "LABSPACE_PORT": str(port),
+        "LABSPACE_CONFIG": str(tmp_path / "etc" / "labspace.toml"),
+        "LABSPACE_DATA": str(data),
+        "LABSPACE_NO_SYSTEMD": "1",
+        "LABSPACE_INSTANCE": instance,
+        "LABSPACE_DOCKER_NETWORK": f"labspace-{instance}",
+        "LABSPACE_HUB_PORT": str(free_port()),
+    }
+    try:
+        first = subprocess.run(["bash", str(ROOT / "install.sh")], env=env, text=True,
+                               capture_output=True, timeout=900, stdin=subprocess.DEVNULL)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert f":{port}/" in first.stdout
+        password = re.search(r"one-time password:\s+(\S+)", first.stdout)
+        assert password, first.stdout
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            login = client.post("/hub/login",
+                                data={"username": "admin", "password": password.group(1)})
+            assert login.status_code == 303
+            assert client.get("/hub/api/me").json()["name"] == "admin"
+
+        began = time.monotonic()
+        again = subprocess.run(["bash", str(ROOT / "install.sh")], env=env, text=True,
+                               capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+        took = time.monotonic() - began
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "installing labspace" not in again.stderr  # nothing reinstalled
+        assert "exists already" in again.stdout and "one-time password" not in again.stdout
+        assert took < 30, f"a re-run took {took:.1f} s"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert client.get("/hub/login").status_code == 200
+    finally:
+        stop_everything(data, instance)
