@@ -12,12 +12,23 @@ from rich.table import Table
 
 from labspace.cli.client import JsonOption, UrlOption, connect, print_json
 from labspace.errors import InvalidInput
+from labspace.identity.passwords import MIN_PASSWORD_LENGTH
 from labspace.names import validate_user_name
 
 app = typer.Typer(no_args_is_help=True, help="Add, list, disable and enable accounts.")
 console = Console()
 
-MIN_PASSWORD_LENGTH = 8
+
+
+def _read_password() -> str:
+    """One line of standard input, checked before anything is sent."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters "
+            "(read from standard input)"
+        )
+    return password
 
 
 def _show(user: dict[str, Any], verb: str) -> None:
@@ -41,13 +52,7 @@ def add(
     validate_user_name(name)
     body: dict[str, Any] = {"name": name, "admin": admin}
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(
-                f"a password needs at least {MIN_PASSWORD_LENGTH} characters "
-                "(read from standard input)"
-            )
-        body["password"] = password
+        body["password"] = _read_password()
     with connect(url) as client:
         user = client.post("/users", body)
     if as_json:
@@ -124,12 +129,7 @@ def password(
     """Set a user's password, or print a new one-time password (administrators only)."""
     body: dict[str, Any] = {}
     if password_stdin:
-        body["password"] = sys.stdin.readline().rstrip("\r\n")
-        if len(body["password"]) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(
-                f"a password needs at least {MIN_PASSWORD_LENGTH} characters "
-                "(read from standard input)"
-            )
+        body["password"] = _read_password()
     with connect(url) as client:
         result = client.post(f"/users/{name}/password", body)
     if as_json:
