@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -70,6 +72,10 @@ async def test_round_trip(docker_runtime: DockerRuntime, base_image: str, make_s
 
     started = await docker_runtime.start(created.id)
     assert started.running and started.ip_address and started.started_at
+    log_config = json.loads(subprocess.run(
+        ["docker", "inspect", "-f", "{{json .HostConfig.LogConfig}}", created.id],
+        capture_output=True, text=True, check=True).stdout)
+    assert log_config == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
     assert (await docker_runtime.start(created.id)).running  # starting twice is fine
 
     inspected = await docker_runtime.inspect(spec.name)

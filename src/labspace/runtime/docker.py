@@ -45,6 +45,8 @@ from labspace.runtime.base import (
     Mount,
 )
 
+# Output a workspace keeps in the engine's logs, at most (per container).
+CONTAINER_LOG_ROTATION = {"max-size": "10m", "max-file": "3"}
 # Capabilities every workspace keeps: the entrypoint (root) sets up the user, chowns its
 # home and drops to it; the app may bind a port below 1024.
 BASE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"]
@@ -199,6 +201,8 @@ class DockerRuntime:
             "CapAdd": BASE_CAPS + (SUDO_CAPS if spec.sudo else []),
             "SecurityOpt": [] if spec.sudo else ["no-new-privileges:true"],
             "PublishAllPorts": False,
+            # A chatty workspace must not fill the host's disk with its output.
+            "LogConfig": {"Type": "json-file", "Config": CONTAINER_LOG_ROTATION},
         }
         if spec.network:
             host["NetworkMode"] = spec.network
