@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labspace.testing import free_port
+from labspace.testing import free_port, remove_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +31,7 @@ def stop_everything(data: Path, instance: str) -> None:
                          capture_output=True, text=True, check=False).stdout.split()
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-    subprocess.run(["docker", "network", "rm", f"labspace-{instance}"], capture_output=True,
-                   check=False)
+    remove_network(f"labspace-{instance}")
 
 
 def test_install_runs_labspace_and_is_idempotent(tmp_path: Path, jupyter_image: str) -> None:

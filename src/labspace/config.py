@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Docker bridge network for workspaces; created with inter-container "
         "traffic disabled so no workspace reaches another's ports.",
     )
+    isolate_host: bool = Field(
+        True,
+        description="Block workspaces from every port of the host except public_port "
+        "(an iptables chain on the workspaces' bridge).",
+    )
     start_timeout: float = Field(
         180.0, description="Seconds a workspace may take from request to a healthy app."
     )

@@ -113,3 +113,40 @@ def test_workspace_cannot_reach_the_docker_socket(people: dict[str, Person],
         ["docker", "inspect", "-f", "{{json .Mounts}}", container_name(alice, alice_running)],
         capture_output=True, text=True, check=True).stdout
     assert "docker.sock" not in mounts
+
+
+def test_workspace_cannot_reach_the_host(stack_url: str, people: dict[str, Person],
+                                         alice_running: str) -> None:
+    import socket
+    import threading
+
+    network = f"labspace-{people['alice'].stack.instance}"
+    gateway = subprocess.run(
+        ["docker", "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", network],
+        capture_output=True, text=True, check=True).stdout.strip()
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))  # a host service listening on every interface
+    listener.listen()
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: listener.accept(), daemon=True).start()
+    try:
+        with socket.create_connection((gateway, port), timeout=2):
+            pass  # the host itself reaches it: the service is there
+        probe = (
+            "import socket\n"
+            "s=socket.socket(); s.settimeout(2)\n"
+            f"try:\n s.connect(('{gateway}', {port})); print('REACHED')\n"
+            "except OSError as e: print('BLOCKED', e)\n"
+        )
+        result = in_container(people["alice"], alice_running, "python3", "-c", probe,
+                              user="alice")
+        assert "BLOCKED" in result.stdout, result.stdout + result.stderr
+    finally:
+        listener.close()
+    # The public port stays open to workspaces (labspace's own URL works from inside).
+    bridge = "br-" + subprocess.run(["docker", "network", "inspect", "-f", "{{.Id}}", network],
+                                    capture_output=True, text=True, check=True).stdout[:12]
+    chain = subprocess.run(["iptables", "-S", f"LABSPACE-{bridge}"], capture_output=True,
+                           text=True, check=True).stdout
+    public_port = stack_url.rsplit(":", 1)[1]
+    assert f"--dport {public_port} -j RETURN" in chain and chain.rstrip().endswith("-j DROP")

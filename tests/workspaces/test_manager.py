@@ -12,6 +12,7 @@ import pytest
 from labspace.config import Settings
 from labspace.hub import Hub, open_hub
 from labspace.templates import builtin_templates
+from labspace.testing import remove_network
 from labspace.workspaces.states import State
 
 pytestmark = pytest.mark.docker
@@ -34,8 +35,7 @@ async def quick_hub(tmp_path: Path, jupyter_image: str,
                              capture_output=True, text=True, check=True).stdout.split()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-        subprocess.run(["docker", "network", "rm", settings.docker_network],
-                       capture_output=True, check=False)
+        remove_network(settings.docker_network)
 
 
 async def test_a_start_that_times_out_fails_with_the_logs(quick_hub: Hub) -> None:

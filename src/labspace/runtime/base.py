@@ -117,4 +117,11 @@ class Runtime(Protocol):
         self, container_id: str, command: builtins.list[str], user: str | None = None
     ) -> ExecResult: ...
 
+    async def ensure_network(
+        self, name: str, host_ports: builtins.list[int] | None = None
+    ) -> None:
+        """Make the network workspaces join: no traffic between its containers, and with
+        ``host_ports`` none to the host except those ports. Idempotent."""
+        ...
+
     async def close(self) -> None: ...

@@ -44,6 +44,7 @@ from labspace.runtime.base import (
     ExecResult,
     Mount,
 )
+from labspace.runtime.hostfirewall import isolate_host
 
 # Output a workspace keeps in the engine's logs, at most (per container).
 CONTAINER_LOG_ROTATION = {"max-size": "10m", "max-file": "3"}
@@ -353,23 +354,30 @@ class DockerRuntime:
 
     # --- networks ---------------------------------------------------------------------
 
-    async def ensure_network(self, name: str) -> None:
+    async def ensure_network(
+        self, name: str, host_ports: builtins.list[int] | None = None
+    ) -> None:
         """Create the workspaces' bridge network unless it exists; containers on it cannot
-        reach one another (inter-container communication disabled)."""
+        reach one another (inter-container communication disabled). With ``host_ports``,
+        they cannot reach the host either, except on those ports (see hostfirewall)."""
         try:
             existing = await (await self.docker.networks.get(name)).show()
         except DockerError as exc:
             if exc.status != 404:
                 raise _fail(exc, f"cannot inspect network {name}") from exc
-        else:
-            options = existing.get("Options") or {}
-            if options.get("com.docker.network.bridge.enable_icc") != "false":
-                # Refuse rather than silently let workspaces reach one another.
-                raise RuntimeFailure(
-                    f"network {name} exists but allows inter-container traffic; remove it "
-                    "or choose another docker_network"
-                )
-            return
+            existing = await self._create_network(name)
+        options = existing.get("Options") or {}
+        if options.get("com.docker.network.bridge.enable_icc") != "false":
+            # Refuse rather than silently let workspaces reach one another.
+            raise RuntimeFailure(
+                f"network {name} exists but allows inter-container traffic; remove it "
+                "or choose another docker_network"
+            )
+        if host_ports is not None:
+            bridge = options.get("com.docker.network.bridge.name") or "br-" + existing["Id"][:12]
+            await isolate_host(bridge, host_ports)
+
+    async def _create_network(self, name: str) -> dict[str, Any]:
         config = {
             "Name": name,
             "Driver": "bridge",
@@ -380,9 +388,13 @@ class DockerRuntime:
         try:
             await self.docker.networks.create(config)
         except DockerError as exc:
-            if exc.status == 409:  # created concurrently
-                return
-            raise _fail(exc, f"cannot create network {name}") from exc
+            if exc.status != 409:  # 409: created concurrently, fine
+                raise _fail(exc, f"cannot create network {name}") from exc
+        try:
+            shown: dict[str, Any] = await (await self.docker.networks.get(name)).show()
+        except DockerError as exc:
+            raise _fail(exc, f"cannot inspect network {name}") from exc
+        return shown
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from labspace.runtime.base import LABEL_INSTANCE
+from labspace.runtime.hostfirewall import release_commands
 
 
 def free_port() -> int:
@@ -39,6 +40,18 @@ def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], log: 
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def remove_network(name: str) -> None:
+    """Remove a workspaces' network and the host firewall rules labspace added for it."""
+    found = subprocess.run(["docker", "network", "inspect", "-f", "{{.Id}}", name],
+                           capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        return
+    bridge = "br-" + found.stdout.strip()[:12]
+    for command in release_commands(bridge):
+        subprocess.run(["iptables", "-w", "10", *command], capture_output=True, check=False)
+    subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
 
 
 def _kill(process: subprocess.Popen[bytes] | None, sig: int) -> None:
@@ -151,6 +164,5 @@ class Stack:
         ids = self.containers()
         if ids:
             subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-        subprocess.run(["docker", "network", "rm", f"labspace-{self.instance}"],
-                       capture_output=True, check=False)
+        remove_network(f"labspace-{self.instance}")
         shutil.rmtree(self.root, ignore_errors=True)

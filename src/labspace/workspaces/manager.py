@@ -207,10 +207,10 @@ class WorkspaceManager:
         if self._network_done:
             return
         async with self._network_ready:
-            ensure = getattr(self.runtime, "ensure_network", None)
-            if ensure is not None and not self._network_done:
-                await ensure(self.settings.docker_network)
-            self._network_done = True
+            if not self._network_done:
+                host_ports = [self.settings.public_port] if self.settings.isolate_host else None
+                await self.runtime.ensure_network(self.settings.docker_network, host_ports)
+                self._network_done = True
 
     async def _wait_healthy(
         self, record: WorkspaceRecord, template: TemplateSpec, target: str, container_id: str
