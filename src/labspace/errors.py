@@ -6,6 +6,7 @@
     ├── PermissionDenied          authenticated but not allowed (HTTP 403)
     ├── NotFound                  no such user, template, workspace (HTTP 404)
     ├── Conflict                  exists already, or wrong state for the operation (HTTP 409)
+    ├── TooManyAttempts           too many failed logins; retry later (HTTP 429)
     └── RuntimeFailure            the container engine failed (HTTP 502)
         └── StartFailed           a workspace did not become healthy; carries its last log lines
 
@@ -54,6 +55,15 @@ class NotFound(LabspaceError):
 class Conflict(LabspaceError):
     http_status = 409
     exit_code = 5
+
+
+class TooManyAttempts(LabspaceError):
+    http_status = 429
+    exit_code = 3
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RuntimeFailure(LabspaceError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from labspace.config import Settings
 from labspace.identity.authenticator import Authenticator, LocalAuthenticator
 from labspace.identity.passwords import generate_password
+from labspace.identity.throttle import LoginThrottle
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import UserService
 from labspace.runtime import Runtime
@@ -40,6 +41,7 @@ class Hub:
     manager: WorkspaceManager
     authenticator: Authenticator
     bus: EventBus
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:

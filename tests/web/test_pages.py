@@ -60,6 +60,24 @@ def test_wrong_password_is_401_with_a_message(stack: Stack, people: dict[str, Pe
     assert 'value="alice"' in page.text  # the name is kept
 
 
+def test_password_guessing_is_throttled(stack: Stack) -> None:
+    with stack.client() as admin:
+        admin.post("/hub/api/users", json={"name": "guessed", "password": "the-real-one"})
+    with httpx.Client(base_url=stack.url, headers=HTML) as client:
+        codes = [client.post("/hub/login", data={"username": "guessed",
+                                                 "password": f"guess-{i}"}).status_code
+                 for i in range(6)]
+        assert codes == [401] * 5 + [429]
+        blocked = client.post("/hub/login", data={"username": "guessed",
+                                                  "password": "the-real-one"})
+        assert blocked.status_code == 429  # even the right password waits out the block
+        assert "too many failed logins" in blocked.text
+        assert int(blocked.headers["retry-after"]) > 0
+        other = client.post("/hub/login", data={"username": "alice",
+                                                "password": "alice-secret-pw"})
+        assert other.status_code == 303  # other accounts are unaffected
+
+
 def test_anonymous_home_redirects_to_login(stack: Stack) -> None:
     with httpx.Client(base_url=stack.url, headers=HTML) as client:
         page = client.get("/hub/")

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from labspace.errors import NotAuthenticated
-from labspace.identity.authenticator import login
+from labspace.errors import NotAuthenticated, TooManyAttempts
+from labspace.identity.authenticator import login, normalise
 from labspace.identity.tokens import SESSION_COOKIE, issue_token, revoke_token
 from labspace.web.deps import Caller, HubDep, optional_caller, user_caller
 
@@ -46,15 +46,22 @@ async def login_submit(
     password: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form()] = "/hub/",
 ) -> Response:
+    key = (normalise(username), request.client.host if request.client else "")
     try:
+        hub.login_throttle.check(*key)
         user = await login(hub.authenticator, hub.users, username, password)
-    except NotAuthenticated as error:
+    except (NotAuthenticated, TooManyAttempts) as error:
+        if isinstance(error, NotAuthenticated):
+            hub.login_throttle.failed(*key)
+        headers = ({"Retry-After": str(error.retry_after)}
+                   if isinstance(error, TooManyAttempts) else None)
         return request.app.state.templates.TemplateResponse(
             request, "login.html",
             {"next": safe_next(next), "error": error.message, "caller": None,
              "username": username},
-            status_code=401,
+            status_code=error.http_status, headers=headers,
         )
+    hub.login_throttle.succeeded(*key)
     async with hub.db.session() as session:
         token = await issue_token(session, user, kind="session",
                                   max_age=hub.settings.session_max_age)
