@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,9 @@ UID_BASE = 10000
 @dataclass
 class UserService:
     db: Database
+    # The next uid is max(uid) + 1: creations in this process take turns, so they never race
+    # for it; the retries below cover another process creating users at the same moment.
+    _uid_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def create(
         self, name: str, *, password: str | None = None, is_admin: bool = False
@@ -29,10 +33,11 @@ class UserService:
         validate_user_name(name)
         if password is not None and len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-        password_hash = hash_password(password) if password else None
-        for _attempt in range(5):  # two creations may race for the next uid
+        # argon2 is deliberately slow (~50 ms): keep it off the event loop.
+        password_hash = await asyncio.to_thread(hash_password, password) if password else None
+        for _attempt in range(5):
             try:
-                async with self.db.session() as session:
+                async with self._uid_lock, self.db.session() as session:
                     if await session.scalar(select(User.id).where(User.name == name)):
                         raise Conflict(f"user {name!r} exists already")
                     top = await session.scalar(select(func.max(User.uid)))
@@ -74,11 +79,12 @@ class UserService:
     async def set_password(self, name: str, password: str) -> None:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        password_hash = await asyncio.to_thread(hash_password, password)
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.name == name))
             if user is None:
                 raise NotFound(f"no user {name!r}")
-            user.password_hash = hash_password(password)
+            user.password_hash = password_hash
 
     async def count(self) -> int:
         async with self.db.session() as session:
