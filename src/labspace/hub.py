@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from labspace.config import Settings
+from labspace.errors import PermissionDenied
 from labspace.identity.authenticator import Authenticator, LocalAuthenticator
 from labspace.identity.passwords import generate_password
 from labspace.identity.throttle import LoginThrottle
@@ -18,11 +19,13 @@ from labspace.identity.tokens import issue_token
 from labspace.identity.users import UserService
 from labspace.runtime import Runtime
 from labspace.state.db import Database
+from labspace.state.models import User
 from labspace.templates import builtin_templates
 from labspace.templates.store import TemplateStore
 from labspace.workspaces.events import EventBus
 from labspace.workspaces.manager import WorkspaceManager
 from labspace.workspaces.reconcile import reconcile, reconcile_forever
+from labspace.workspaces.states import State
 from labspace.workspaces.store import WorkspaceStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,17 @@ class Hub:
     bus: EventBus
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def offboard(self, name: str, *, by: str) -> User:
+        """Disable an account: its sessions and tokens end and its workspaces stop; its
+        home and workspaces are kept. Nobody disables their own account."""
+        if name == by:
+            raise PermissionDenied("you cannot disable your own account")
+        user = await self.users.set_disabled(name, True)
+        for record in await self.store.list(owner=name):
+            if record.state != State.STOPPED:
+                await self.manager.stop(record.owner, record.name)
+        return user
 
     async def start_background(self) -> None:
         """Reconcile once now, then on the configured interval."""

@@ -107,14 +107,7 @@ async def create_user(body: UserCreate, _: AdminDep, hub: HubDep) -> UserCreated
 
 @router.post("/users/{name}/disable", response_model=UserPublic)
 async def disable_user(name: str, caller: AdminDep, hub: HubDep) -> UserPublic:
-    if name == caller.name:
-        raise PermissionDenied("you cannot disable your own account")
-    user = await hub.users.set_disabled(name, True)
-    # Offboarding: their running workspaces stop too (homes are kept).
-    for record in await hub.store.list(owner=name):
-        if record.state != State.STOPPED:
-            await hub.manager.stop(record.owner, record.name)
-    return UserPublic.of(user)
+    return UserPublic.of(await hub.offboard(name, by=caller.name))
 
 
 @router.post("/users/{name}/password", response_model=PasswordSet)

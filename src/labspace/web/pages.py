@@ -240,7 +240,7 @@ async def admin_add_user(
 
 @router.post("/admin/users/{name}/disable")
 async def admin_disable_user(name: str, caller: AdminDep, hub: HubDep) -> Response:
-    await api.disable_user(name, caller, hub)  # the API's offboarding: also stops workspaces
+    await hub.offboard(name, by=caller.name)
     return _see("/hub/admin")
 
 
