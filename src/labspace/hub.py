@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from labspace.config import Settings
-from labspace.errors import PermissionDenied
+from labspace.errors import LabspaceError, PermissionDenied
 from labspace.identity.authenticator import Authenticator, LocalAuthenticator
 from labspace.identity.passwords import generate_password
 from labspace.identity.throttle import LoginThrottle
@@ -59,9 +59,13 @@ class Hub:
         return user
 
     async def start_background(self) -> None:
-        """Reconcile once now, then on the configured interval."""
-        report = await reconcile(self.manager)
-        log.info("reconciled: %s", report)
+        """Reconcile once now, then on the configured interval. An engine that does not
+        answer yet is logged, not fatal: the hub serves its pages and the loop retries."""
+        try:
+            log.info("reconciled: %s", await reconcile(self.manager))
+        except LabspaceError as error:
+            log.warning("first reconcile failed (retrying every %.0f s): %s",
+                        self.settings.reconcile_interval, error)
         self._background.append(asyncio.create_task(
             reconcile_forever(self.manager, self.settings.reconcile_interval), name="reconcile"))
 
