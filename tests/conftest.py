@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from labspace.state.db import Database
-from labspace.testing import Stack
+from labspace.testing import Stack, log_in
 
 JUPYTER_IMAGE = "labspace/jupyterlab:latest"
 
@@ -73,8 +73,7 @@ class Person:
         """A client holding a session cookie, as a browser would after logging in."""
         client = httpx.Client(base_url=self.stack.url, timeout=60.0,
                               headers={"Accept": "text/html"})
-        response = client.post("/hub/login", data={"username": self.name,
-                                                    "password": self.password})
+        response = log_in(client, self.name, self.password)
         assert response.status_code == 303, response.text
         return client
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labspace.testing import free_port, remove_network
+from labspace.testing import free_port, log_in, remove_network
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,7 @@ def test_install_runs_labspace_and_is_idempotent(tmp_path: Path, jupyter_image: 
         password = re.search(r"one-time password:\s+(\S+)", first.stdout)
         assert password, first.stdout
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            login = client.post("/hub/login",
-                                data={"username": "admin", "password": password.group(1)})
+            login = log_in(client, "admin", password.group(1))
             assert login.status_code == 303
             assert client.get("/hub/api/me").json()["name"] == "admin"
 

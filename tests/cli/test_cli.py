@@ -28,8 +28,7 @@ from labspace.errors import (
     PermissionDenied,
     RuntimeFailure,
 )
-from labspace.testing import Stack
-from labspace.testing.stack import free_port
+from labspace.testing import Stack, free_port, log_in
 
 runner = CliRunner()
 
@@ -311,7 +310,7 @@ def test_user_add_password_stdin(stack: Stack) -> None:
     created = _json(done)
     assert isinstance(created, dict) and created["password"] is None
     with httpx.Client(base_url=stack.url) as client:
-        login = client.post("/hub/login", data={"username": name, "password": "a-good-password"})
+        login = log_in(client, name, "a-good-password")
     assert login.status_code == 303
 
 
@@ -322,7 +321,7 @@ def test_user_password_reset(stack: Stack) -> None:
     reset = _json(stack.cli("user", "password", name, "--json"))
     assert isinstance(reset, dict) and isinstance(reset["password"], str)
     with httpx.Client(base_url=stack.url) as client:
-        login = client.post("/hub/login", data={"username": name, "password": reset["password"]})
+        login = log_in(client, name, reset["password"])
     assert login.status_code == 303
     missing = stack.cli("user", "password", "no-such-user", check=False)
     assert missing.returncode == 4 and "no user" in _error_line(missing)

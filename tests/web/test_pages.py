@@ -9,7 +9,7 @@ from contextlib import closing
 import httpx
 import pytest
 
-from labspace.testing import Stack
+from labspace.testing import Stack, log_in
 from tests.conftest import Person, wait_state
 
 pytestmark = pytest.mark.docker
@@ -54,7 +54,7 @@ def test_login_page_renders(stack: Stack) -> None:
 
 def test_wrong_password_is_401_with_a_message(stack: Stack, people: dict[str, Person]) -> None:
     with httpx.Client(base_url=stack.url, headers=HTML) as client:
-        page = client.post("/hub/login", data={"username": "alice", "password": "not-it-at-all"})
+        page = log_in(client, "alice", "not-it-at-all")
     assert page.status_code == 401
     assert "wrong user name or password" in page.text
     assert 'value="alice"' in page.text  # the name is kept
@@ -64,18 +64,29 @@ def test_password_guessing_is_throttled(stack: Stack) -> None:
     with stack.client() as admin:
         admin.post("/hub/api/users", json={"name": "guessed", "password": "the-real-one"})
     with httpx.Client(base_url=stack.url, headers=HTML) as client:
-        codes = [client.post("/hub/login", data={"username": "guessed",
-                                                 "password": f"guess-{i}"}).status_code
-                 for i in range(6)]
+        codes = [log_in(client, "guessed", f"guess-{i}").status_code for i in range(6)]
         assert codes == [401] * 5 + [429]
-        blocked = client.post("/hub/login", data={"username": "guessed",
-                                                  "password": "the-real-one"})
+        blocked = log_in(client, "guessed", "the-real-one")
         assert blocked.status_code == 429  # even the right password waits out the block
         assert "too many failed logins" in blocked.text
         assert int(blocked.headers["retry-after"]) > 0
-        other = client.post("/hub/login", data={"username": "alice",
-                                                "password": "alice-secret-pw"})
+        other = log_in(client, "alice", "alice-secret-pw")
         assert other.status_code == 303  # other accounts are unaffected
+
+
+def test_login_form_needs_its_own_nonce(stack: Stack, people: dict[str, Person]) -> None:
+    """Login CSRF: a form posted from elsewhere (no nonce, or not matching the cookie) fails."""
+    with httpx.Client(base_url=stack.url, headers=HTML) as client:
+        bare = client.post("/hub/login", data={"username": "alice",
+                                               "password": "alice-secret-pw"})
+        assert bare.status_code == 403 and "labspace-session" not in bare.cookies
+        assert "did not come from this site" in bare.text
+        client.get("/hub/login")
+        forged = client.post("/hub/login", data={"username": "alice",
+                                                 "password": "alice-secret-pw",
+                                                 "_login": "guessed-nonce"})
+        assert forged.status_code == 403 and "labspace-session" not in forged.cookies
+        assert log_in(client, "alice", "alice-secret-pw").status_code == 303
 
 
 def test_anonymous_home_redirects_to_login(stack: Stack) -> None:
@@ -311,7 +322,7 @@ def test_admin_adds_a_user_whose_one_time_password_works(
         assert bad.status_code == 400 and "invalid user name" in bad.text
 
     with httpx.Client(base_url=stack.url, headers=HTML) as browser:
-        login = browser.post("/hub/login", data={"username": name, "password": password})
+        login = log_in(browser, name, password)
         assert login.status_code == 303, login.text
         assert browser.get("/hub/").status_code == 200
 
@@ -326,8 +337,7 @@ def test_admin_adds_a_user_whose_one_time_password_works(
             token = csrf_of(admin, "/hub/admin")
             assert admin.post(f"/hub/admin/users/{name}/enable",
                               data={"_csrf": token}).status_code == 303
-        assert browser.post("/hub/login", data={"username": name,
-                                                "password": password}).status_code == 303
+        assert log_in(browser, name, password).status_code == 303
 
 
 def test_token_page_issues_a_working_api_token(stack: Stack, people: dict[str, Person]) -> None:

@@ -7,6 +7,7 @@ containers of another installation, and removes everything it created on close.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -52,6 +53,15 @@ def remove_network(name: str) -> None:
     for command in release_commands(bridge):
         subprocess.run(["iptables", "-w", "10", *command], capture_output=True, check=False)
     subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
+
+
+def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    """Log in as a browser does: fetch the form (its nonce and cookie), then post it."""
+    form = client.get("/hub/login", headers={"Accept": "text/html"})
+    match = re.search(r'name="_login" value="([^"]+)"', form.text)
+    nonce = match.group(1) if match else ""
+    return client.post("/hub/login", data={"username": username, "password": password,
+                                           "_login": nonce})
 
 
 def _kill(process: subprocess.Popen[bytes] | None, sig: int) -> None:

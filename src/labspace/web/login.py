@@ -1,19 +1,43 @@
-"""Log in and out: the session cookie is issued here and checked by the proxy and the hub."""
+"""Log in and out: the session cookie is issued here and checked by the proxy and the hub.
+
+The login form itself is protected against cross-site submission (login CSRF: another site
+logging a visitor into the attacker's account) with a double-submit nonce: the form carries a
+random value that must match a SameSite=Strict cookie set with the form.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import hmac
+import secrets
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from labspace.errors import NotAuthenticated, TooManyAttempts
+from labspace.hub import Hub
 from labspace.identity.authenticator import login, normalise
 from labspace.identity.tokens import SESSION_COOKIE, issue_token, revoke_token
 from labspace.web.deps import Caller, HubDep, optional_caller, user_caller
 
 router = APIRouter(prefix="/hub")
+
+LOGIN_COOKIE = "labspace-login"
+LOGIN_FIELD = "_login"
+
+
+def _login_form(request: Request, hub: Hub, status: int = 200, **context: Any) -> Response:
+    """Render the login form with a fresh nonce, set in the form and in a cookie."""
+    nonce = secrets.token_urlsafe(24)
+    response: Response = request.app.state.templates.TemplateResponse(
+        request, "login.html",
+        {"caller": None, "error": None, "username": "", **context, "login_nonce": nonce},
+        status_code=status,
+    )
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, path="/hub/login", httponly=True,
+                        samesite="strict", secure=hub.settings.secure_cookies)
+    return response
 
 
 def safe_next(target: str | None) -> str:
@@ -28,14 +52,12 @@ def safe_next(target: str | None) -> str:
 
 @router.get("/login", include_in_schema=False)
 async def login_page(
-    request: Request, caller: Annotated[Caller | None, Depends(optional_caller)],
-    next: str | None = None,
+    request: Request, hub: HubDep,
+    caller: Annotated[Caller | None, Depends(optional_caller)], next: str | None = None,
 ) -> Response:
     if caller is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return request.app.state.templates.TemplateResponse(
-        request, "login.html", {"next": safe_next(next), "error": None, "caller": None}
-    )
+    return _login_form(request, hub, next=safe_next(next))
 
 
 @router.post("/login", include_in_schema=False)
@@ -45,7 +67,14 @@ async def login_submit(
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form()] = "/hub/",
+    login_nonce: Annotated[str, Form(alias=LOGIN_FIELD)] = "",
 ) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected.encode(), login_nonce.encode()):
+        return _login_form(
+            request, hub, 403, next=safe_next(next), username=username,
+            error="The login form expired or did not come from this site; please try again.",
+        )
     key = (normalise(username), request.client.host if request.client else "")
     try:
         hub.login_throttle.check(*key)
@@ -53,19 +82,17 @@ async def login_submit(
     except (NotAuthenticated, TooManyAttempts) as error:
         if isinstance(error, NotAuthenticated):
             hub.login_throttle.failed(*key)
-        headers = ({"Retry-After": str(error.retry_after)}
-                   if isinstance(error, TooManyAttempts) else None)
-        return request.app.state.templates.TemplateResponse(
-            request, "login.html",
-            {"next": safe_next(next), "error": error.message, "caller": None,
-             "username": username},
-            status_code=error.http_status, headers=headers,
-        )
+        response = _login_form(request, hub, error.http_status, next=safe_next(next),
+                               username=username, error=error.message)
+        if isinstance(error, TooManyAttempts):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
     hub.login_throttle.succeeded(*key)
     async with hub.db.session() as session:
         token = await issue_token(session, user, kind="session",
                                   max_age=hub.settings.session_max_age)
     response = RedirectResponse(safe_next(next), status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/hub/login")
     response.set_cookie(
         SESSION_COOKIE, token, max_age=hub.settings.session_max_age, path="/",
         httponly=True, samesite="lax", secure=hub.settings.secure_cookies,
