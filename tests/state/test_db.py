@@ -11,7 +11,7 @@ from sqlalchemy import text
 from labspace.errors import Conflict, InvalidInput, NotFound
 from labspace.identity.tokens import issue_token, resolve_token
 from labspace.identity.users import UID_BASE, UserService
-from labspace.state.db import Database
+from labspace.state.db import HEAD_REVISION, Database
 from labspace.state.models import Token
 from labspace.templates import builtin_templates
 from labspace.templates.store import TemplateStore, parse_template
@@ -24,7 +24,7 @@ async def test_migrations_are_idempotent(db: Database) -> None:
     await db.migrate()
     async with db.session() as session:
         version = await session.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == "0001"
+    assert version == HEAD_REVISION
 
 
 async def test_users_get_stable_unique_uids(db: Database) -> None:
@@ -103,10 +103,12 @@ async def test_workspace_state_machine_and_events(db: Database) -> None:
 
 async def test_templates_seed_never_overwrites_and_validate(db: Database) -> None:
     templates = TemplateStore(db)
-    await templates.seed(builtin_templates("img:1"))
+    await templates.seed(builtin_templates("img:0"))
+    await templates.seed(builtin_templates("img:1"))  # a new release: unedited, so refreshed
+    assert (await templates.get("jupyterlab")).image == "img:1"
     edited = (await templates.get("jupyterlab")).model_copy(update={"image": "custom:2"})
     await templates.add(edited, replace=True)
-    await templates.seed(builtin_templates("img:1"))
+    await templates.seed(builtin_templates("img:3"))  # edited by an admin: kept as it is
     assert (await templates.get("jupyterlab")).image == "custom:2"
     with pytest.raises(InvalidInput, match=r"limits\.memory"):
         parse_template({**edited.model_dump(), "name": "x", "limits": {"memory": "lots"}})

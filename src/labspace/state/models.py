@@ -73,6 +73,9 @@ class Template(Base):
     name: Mapped[str] = mapped_column(String(30), unique=True)
     # The validated TemplateSpec as JSON: one shape for input, storage and output.
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # For built-in templates: the digest of the spec labspace itself last wrote. While the
+    # stored spec still has it, no admin edited the template and a new release may update it.
+    builtin_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

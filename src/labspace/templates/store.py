@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
+import hashlib
+import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -25,6 +26,10 @@ def parse_template(data: object) -> TemplateSpec:
             for e in error.errors()
         )
         raise InvalidInput(f"invalid template: {problems}") from error
+
+
+def _digest(spec: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -55,7 +60,14 @@ class TemplateStore:
         return spec
 
     async def seed(self, specs: builtins.list[TemplateSpec]) -> None:
-        """Add built-in templates that are missing; never overwrite an admin's edits."""
+        """Add built-in templates that are missing and refresh those no admin has edited
+        (so a new release's improvements reach existing installs); edits are never
+        overwritten."""
         for spec in specs:
-            with contextlib.suppress(Conflict):
-                await self.add(spec)
+            data = spec.model_dump(mode="json")
+            async with self.db.session() as session:
+                row = await session.scalar(select(Template).where(Template.name == spec.name))
+                if row is None:
+                    session.add(Template(name=spec.name, spec=data, builtin_digest=_digest(data)))
+                elif row.builtin_digest is not None and row.builtin_digest == _digest(row.spec):
+                    row.spec, row.builtin_digest = data, _digest(data)
