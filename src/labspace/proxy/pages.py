@@ -8,14 +8,22 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+# The hub's stylesheet gives these pages the hub's look; the inline rules keep them readable
+# while the hub (which serves that stylesheet) is down.
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{head}
-<title>{title} - labspace</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;
-color:#222}}h1{{font-size:1.4rem}}a.button{{display:inline-block;padding:.5rem 1rem;
-background:#2563eb;color:#fff;border-radius:.3rem;text-decoration:none}}</style>
-</head><body><h1>{title}</h1>{body}</body></html>
+<title>{title} · labspace</title>
+<style>body{{font-family:system-ui,sans-serif;margin:0;color:#1d2330}}
+header.top{{padding:.8rem 1.5rem;background:#172036}}header.top a{{color:#fff;
+text-decoration:none;font-weight:700}}main{{max-width:40rem;margin:3rem auto;padding:0 1rem}}
+h1{{font-size:1.4rem}}a.button.primary{{display:inline-block;padding:.5rem 1rem;background:#2563eb;
+color:#fff;border-radius:.3rem;text-decoration:none}}</style>
+<link rel="stylesheet" href="/hub/static/labspace.css">
+</head><body>
+<header class="top"><a class="brand" href="/hub/"><span class="logo" aria-hidden="true">◆</span>
+labspace</a></header>
+<main><section class="card narrow"><h1>{title}</h1>{body}</section></main></body></html>
 """
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -83,7 +91,7 @@ def no_such_workspace(request: web.BaseRequest, workspace: str) -> web.Response:
         return json_error(404, f"there is no workspace {workspace!r}")
     create = "/hub/?name=" + quote(workspace)
     body = (f"<p>There is no workspace <b>{escape(workspace)}</b> yet.</p>"
-            f'<p><a class="button" href="{escape(create)}">Create it</a></p>')
+            f'<p><a class="button primary" href="{escape(create)}">Create it</a></p>')
     return html_page(404, "No such workspace", body)
 
 
@@ -111,7 +119,7 @@ def not_running(request: web.BaseRequest, owner: str, workspace: str, state: str
                 f'<p><a href="{escape(hub_url)}">Workspace page</a></p>')
     else:
         body = (f"<p>The workspace <b>{escape(workspace)}</b> is {escape(state)}.</p>"
-                f'<p><a class="button" href="{escape(hub_url)}">Start it from its '
+                f'<p><a class="button primary" href="{escape(hub_url)}">Start it from its '
                 "page</a></p>")
     return html_page(503, f"Workspace {state}", body, refresh=3 if waiting else None)
 
