@@ -67,6 +67,8 @@ if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = 'labspace_test'")"
     log "creating PostgreSQL role labspace_test"
     psql_admin -c "CREATE ROLE labspace_test LOGIN PASSWORD 'labspace_test' CREATEDB"
 fi
+# The end-to-end test makes a database of its own: a role from an older run may lack this.
+psql_admin -c "ALTER ROLE labspace_test CREATEDB" >/dev/null
 if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = 'labspace_test'")" != 1 ]; then
     log "creating PostgreSQL database labspace_test"
     psql_admin -c "CREATE DATABASE labspace_test OWNER labspace_test"
