@@ -61,3 +61,25 @@ async def test_a_start_that_times_out_fails_with_the_logs(quick_hub: Hub) -> Non
     # A failed workspace can be deleted cleanly.
     await hub.manager.delete("tim", "slow")
     assert await hub.runtime.inspect(failed.container_id) is None
+
+
+async def test_reconcile_follows_a_container_to_its_new_address(quick_hub: Hub) -> None:
+    """After an engine restart a running container may come back on another address; the
+    record (and so the proxy's route) follows it."""
+    from labspace.workspaces.reconcile import reconcile
+
+    hub = quick_hub
+    hub.settings.start_timeout = 60
+    await hub.users.create("ines")
+    record = await hub.manager.create("ines", "moved", "jupyterlab")
+    await hub.manager.start("ines", "moved")
+    await hub.manager.wait_settled(record.id)
+    running = await hub.store.get("ines", "moved")
+    assert running.state == State.RUNNING and running.target
+    real = running.target
+    # What the hub remembers is stale: the container now answers on a near-identical address.
+    stale = real.rsplit(":", 1)[0] + "1:8888"  # e.g. 172.18.0.2 -> 172.18.0.21
+    await hub.store.transition(record.id, State.RUNNING, "test", target=stale)
+    report = await reconcile(hub.manager)
+    assert "ines/moved" in report.adopted
+    assert (await hub.store.get("ines", "moved")).target == real

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from labspace.errors import LabspaceError
 from labspace.runtime import ContainerInfo
@@ -84,8 +85,10 @@ async def _reconcile_one(
             await store.transition(record.id, State.FAILED if gone else State.STOPPED, reason,
                                    target=None, container_id=None if gone else record.container_id)
             report.marked.append(label)
-        elif running.ip_address and record.target and running.ip_address not in record.target:
-            port = record.target.rsplit(":", 1)[1]
+        elif running.ip_address and record.target and (
+            urlsplit(record.target).hostname != running.ip_address
+        ):
+            port = urlsplit(record.target).port
             await store.transition(record.id, State.RUNNING, "address refreshed",
                                    target=f"http://{running.ip_address}:{port}",
                                    container_id=running.id)
