@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labspace.testing import free_port, log_in, remove_network
+from labspace.testing import free_port, log_in, remove_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,12 +26,7 @@ def stop_everything(data: Path, instance: str) -> None:
     for pid_file in (data / "run").glob("*.pid"):
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter",
-                          f"label=org.labspace.instance={instance}"],
-                         capture_output=True, text=True, check=False).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-    remove_network(f"labspace-{instance}")
+    remove_instance(instance, f"labspace-{instance}")
 
 
 def test_install_runs_labspace_and_is_idempotent(tmp_path: Path, jupyter_image: str) -> None:

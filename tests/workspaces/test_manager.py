@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from labspace.config import Settings
 from labspace.hub import Hub, open_hub
 from labspace.templates import builtin_templates
-from labspace.testing import remove_network
+from labspace.testing import remove_instance
 from labspace.workspaces.states import State
 
 pytestmark = pytest.mark.docker
@@ -30,12 +29,7 @@ async def quick_hub(tmp_path: Path, jupyter_image: str,
         yield hub
     finally:
         await hub.close()
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter",
-                              f"label=org.labspace.instance={instance}"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-        remove_network(settings.docker_network)
+        remove_instance(instance, settings.docker_network)
 
 
 async def test_a_start_that_times_out_fails_with_the_logs(quick_hub: Hub) -> None:

@@ -55,6 +55,24 @@ def remove_network(name: str) -> None:
     subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
 
 
+def instance_containers(instance: str) -> list[str]:
+    """Ids of every container (running or not) labelled with this labspace instance."""
+    result = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL_INSTANCE}={instance}"],
+        capture_output=True, text=True, check=True,
+    )
+    return result.stdout.split()
+
+
+def remove_instance(instance: str, network: str) -> None:
+    """Remove everything a test installation left in the engine: its containers, its
+    network and the host firewall rules for that network."""
+    ids = instance_containers(instance)
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+    remove_network(network)
+
+
 def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
     """Log in as a browser does: fetch the form (its nonce and cookie), then post it."""
     form = client.get("/hub/login", headers={"Accept": "text/html"})
@@ -152,11 +170,7 @@ class Stack:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60.0, **kwargs)  # type: ignore[arg-type]
 
     def containers(self) -> list[str]:
-        result = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={LABEL_INSTANCE}={self.instance}"],
-            capture_output=True, text=True, check=True,
-        )
-        return result.stdout.split()
+        return instance_containers(self.instance)
 
     def logs(self) -> str:
         return "\n".join(
@@ -171,8 +185,5 @@ class Stack:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        ids = self.containers()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
-        remove_network(f"labspace-{self.instance}")
+        remove_instance(self.instance, f"labspace-{self.instance}")
         shutil.rmtree(self.root, ignore_errors=True)
