@@ -122,7 +122,14 @@ def stack_url(stack: Stack) -> str:
     return stack.url
 
 
-POSTGRES_URL = os.environ.get("LABSPACE_TEST_POSTGRES_URL")
+def postgres_url() -> str:
+    """The test PostgreSQL's URL; outside CI a missing one skips, in CI it fails."""
+    url = os.environ.get("LABSPACE_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("LABSPACE_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
+        pytest.skip("set LABSPACE_TEST_POSTGRES_URL to test PostgreSQL (scripts/test.sh does)")
+    return url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -133,22 +140,19 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield database
         await database.close()
         return
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("LABSPACE_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
-        pytest.skip("set LABSPACE_TEST_POSTGRES_URL to test PostgreSQL (scripts/test.sh does)")
+    url = postgres_url()
     # A private schema per test keeps runs independent on one database.
     schema = "t_" + uuid.uuid4().hex[:12]
-    admin = Database(POSTGRES_URL)
+    admin = Database(url)
     async with admin.engine.begin() as connection:
         await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     await admin.close()
-    database = Database(POSTGRES_URL,
+    database = Database(url,
                         connect_args={"server_settings": {"search_path": schema}})
     await database.migrate()
     yield database
     await database.close()
-    admin = Database(POSTGRES_URL)
+    admin = Database(url)
     async with admin.engine.begin() as connection:
         await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     await admin.close()

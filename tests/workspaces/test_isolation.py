@@ -24,6 +24,19 @@ def alice_running(people: dict[str, Person]) -> str:
     return "iso"
 
 
+def connects_from(person: Person, workspace: str, host: str, port: int) -> bool:
+    """Whether a TCP connection from inside the workspace (as its user) reaches host:port."""
+    probe = (
+        "import socket\n"
+        "s = socket.socket(); s.settimeout(2)\n"
+        f"try:\n    s.connect(('{host}', {port})); print('REACHED')\n"
+        "except OSError as e:\n    print('BLOCKED', e)\n"
+    )
+    result = in_container(person, workspace, "python3", "-c", probe, user=person.name)
+    assert "REACHED" in result.stdout or "BLOCKED" in result.stdout, result.stderr
+    return "REACHED" in result.stdout
+
+
 def container_ip(person: Person, workspace: str) -> str:
     out = subprocess.run(
         ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
@@ -91,14 +104,7 @@ def test_workspace_cannot_reach_another_workspace(people: dict[str, Person],
             api.post("/hub/api/workspaces", json={"name": "probe", "template": "jupyterlab"})
         wait_state(api, "bob", "probe", {"running"})
     target = container_ip(people["alice"], alice_running)
-    probe = (
-        "import socket,sys\n"
-        "s=socket.socket(); s.settimeout(2)\n"
-        f"try:\n s.connect(('{target}', 8888)); print('REACHED')\n"
-        "except OSError as e: print('BLOCKED', e)\n"
-    )
-    result = in_container(bob, "probe", "python3", "-c", probe, user="bob")
-    assert "BLOCKED" in result.stdout, result.stdout + result.stderr
+    assert not connects_from(bob, "probe", target, 8888)
     # ... while the host (the proxy's side) reaches it.
     assert httpx.get(f"http://{target}:8888/user/alice/{alice_running}/api/status",
                      timeout=5).status_code in (200, 401, 403)
@@ -132,15 +138,7 @@ def test_workspace_cannot_reach_the_host(stack_url: str, people: dict[str, Perso
     try:
         with socket.create_connection((gateway, port), timeout=2):
             pass  # the host itself reaches it: the service is there
-        probe = (
-            "import socket\n"
-            "s=socket.socket(); s.settimeout(2)\n"
-            f"try:\n s.connect(('{gateway}', {port})); print('REACHED')\n"
-            "except OSError as e: print('BLOCKED', e)\n"
-        )
-        result = in_container(people["alice"], alice_running, "python3", "-c", probe,
-                              user="alice")
-        assert "BLOCKED" in result.stdout, result.stdout + result.stderr
+        assert not connects_from(people["alice"], alice_running, gateway, port)
     finally:
         listener.close()
     # The public port stays open to workspaces (labspace's own URL works from inside).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -14,22 +13,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from labspace.testing import Stack
-from tests.conftest import wait_state
+from tests.conftest import postgres_url, wait_state
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
-POSTGRES_URL = os.environ.get("LABSPACE_TEST_POSTGRES_URL")
-
-
 @pytest.fixture(scope="module")
 def pg_stack(jupyter_image: str) -> Iterator[Stack]:
-    if not POSTGRES_URL:
-        if os.environ.get("CI"):
-            pytest.fail("LABSPACE_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
-        pytest.skip("set LABSPACE_TEST_POSTGRES_URL to test PostgreSQL (scripts/test.sh does)")
+    url = postgres_url()
     # A fresh database per run: the test role may create databases.
     name = "labspace_e2e_" + uuid.uuid4().hex[:8]
-    admin_url = POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
 
     async def database(statement: str) -> None:
         eng = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -40,7 +33,7 @@ def pg_stack(jupyter_image: str) -> Iterator[Stack]:
     asyncio.run(database(f'CREATE DATABASE "{name}"'))
     root = Path(tempfile.mkdtemp(prefix="labspace-pg-"))
     stack = Stack(root, extra_env={
-        "LABSPACE_DATABASE_URL": POSTGRES_URL.rsplit("/", 1)[0] + "/" + name,
+        "LABSPACE_DATABASE_URL": url.rsplit("/", 1)[0] + "/" + name,
         "LABSPACE_RECONCILE_INTERVAL": "2",
     })
     try:
