@@ -239,8 +239,12 @@ async def usage(_: AdminDep, hub: HubDep) -> list[WorkspaceUsage]:
     return await workspace_usage(hub)
 
 
-async def workspace_usage(hub: Hub) -> list[WorkspaceUsage]:
-    records = await hub.store.list()
+async def workspace_usage(
+    hub: Hub, records: list[WorkspaceRecord] | None = None
+) -> list[WorkspaceUsage]:
+    """Resource use of ``records`` (default: every workspace), in the same order."""
+    if records is None:
+        records = await hub.store.list()
 
     async def one(record: WorkspaceRecord) -> WorkspaceUsage:
         cpu = mem = limit = None

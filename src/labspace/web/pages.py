@@ -208,9 +208,8 @@ async def _admin(
 ) -> Response:
     users = await hub.users.list()
     specs = await hub.templates.list()
-    usage = await api.workspace_usage(hub)
-    records = {(r.owner, r.name): r for r in await hub.store.list()}
-    rows = [(u, records.get((u.owner, u.name))) for u in usage]
+    records = await hub.store.list()
+    rows = list(zip(await api.workspace_usage(hub, records), records, strict=True))
     return _render(
         request, "admin.html", caller, status, users=users, templates=specs, rows=rows,
         error=error, created=created, form=form or {},
