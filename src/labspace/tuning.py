@@ -1,10 +1,15 @@
-"""Process-level tuning shared by the long-running servers (hub and proxy)."""
+"""Start-up shared by the long-running servers (hub and proxy): process tuning and settings."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import ctypes.util
+import sys
+
+from pydantic import ValidationError
+
+from labspace.config import Settings, load_settings
 
 M_ARENA_MAX = -8
 
@@ -16,3 +21,12 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def server_settings(program: str) -> Settings:
+    """Tune the process, then load the settings; a bad configuration exits with its errors."""
+    limit_malloc_arenas()
+    try:
+        return load_settings()
+    except ValidationError as error:
+        sys.exit(f"{program}: bad configuration: {error}")

@@ -5,20 +5,11 @@
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
-from labspace.config import load_settings
-from labspace.tuning import limit_malloc_arenas
+from labspace.tuning import server_settings
 
 
 def main() -> None:
-    limit_malloc_arenas()
-    try:
-        settings = load_settings()
-    except ValidationError as error:
-        sys.exit(f"labspace proxy: bad configuration: {error}")
+    settings = server_settings("labspace proxy")
     from labspace.proxy.app import run_proxy
     from labspace.proxy.dbsource import DatabaseRouteSource
 

@@ -5,20 +5,11 @@
 
 from __future__ import annotations
 
-import sys
-
-from pydantic import ValidationError
-
-from labspace.config import load_settings
-from labspace.tuning import limit_malloc_arenas
+from labspace.tuning import server_settings
 
 
 def main() -> None:
-    limit_malloc_arenas()
-    try:
-        settings = load_settings()
-    except ValidationError as error:
-        sys.exit(f"labspace hub: bad configuration: {error}")
+    settings = server_settings("labspace hub")
     from labspace.web.app import run_hub
 
     run_hub(settings)
