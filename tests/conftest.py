@@ -108,6 +108,18 @@ def wait_state(client: httpx.Client, owner: str, name: str, states: set[str],
     raise AssertionError(f"{owner}/{name} did not reach {states}: {body}")
 
 
+def ensure_running(person: Person, name: str, template: str = "jupyterlab") -> None:
+    """The person's workspace ``name`` exists and is running (created and started if not), so
+    a test does not depend on another test having made it."""
+    with person.api() as api:
+        if api.get(f"/hub/api/workspaces/{person.name}/{name}").status_code == 404:
+            created = api.post("/hub/api/workspaces", json={"name": name, "template": template})
+            assert created.status_code == 201, created.text
+        else:
+            api.post(f"/hub/api/workspaces/{person.name}/{name}/start")
+        wait_state(api, person.name, name, {"running"})
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """On failure, attach the labspace processes' logs (like DockerSpawner's container logs)."""

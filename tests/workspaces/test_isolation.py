@@ -8,7 +8,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.conftest import Person, wait_state
+from tests.conftest import Person, ensure_running
 from tests.workspaces.test_lifecycle import container_name, in_container
 
 pytestmark = pytest.mark.docker
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def alice_running(people: dict[str, Person]) -> str:
     alice = people["alice"]
-    with alice.api() as api:
-        if api.get("/hub/api/workspaces/alice/iso").status_code == 404:
-            api.post("/hub/api/workspaces", json={"name": "iso", "template": "jupyterlab"})
-        wait_state(api, "alice", "iso", {"running"})
+    ensure_running(alice, "iso")
     return "iso"
 
 
@@ -99,10 +96,7 @@ def test_container_port_is_useless_without_the_secret(
 def test_workspace_cannot_reach_another_workspace(people: dict[str, Person],
                                                   alice_running: str) -> None:
     bob = people["bob"]
-    with bob.api() as api:
-        if api.get("/hub/api/workspaces/bob/probe").status_code == 404:
-            api.post("/hub/api/workspaces", json={"name": "probe", "template": "jupyterlab"})
-        wait_state(api, "bob", "probe", {"running"})
+    ensure_running(bob, "probe")
     target = container_ip(people["alice"], alice_running)
     assert not connects_from(bob, "probe", target, 8888)
     # ... while the host (the proxy's side) reaches it.

@@ -10,7 +10,7 @@ import subprocess
 import aiohttp
 import pytest
 
-from tests.conftest import Person, wait_state
+from tests.conftest import Person, ensure_running, wait_state
 from tests.jupyter import open_kernel, run_code
 
 pytestmark = pytest.mark.docker
@@ -48,7 +48,7 @@ def test_start_streams_progress_and_serves_jupyterlab(people: dict[str, Person])
 
 async def test_kernel_over_websocket_through_proxy(people: dict[str, Person]) -> None:
     alice = people["alice"]
-    wait_state(alice.api(), "alice", "analysis", {"running"})
+    ensure_running(alice, "analysis")
     base = f"{alice.stack.url}/user/alice/analysis/"
     headers = {"Authorization": f"Bearer {alice.token}"}
     async with aiohttp.ClientSession() as session:
@@ -61,7 +61,7 @@ async def test_kernel_over_websocket_through_proxy(people: dict[str, Person]) ->
 
 def test_app_runs_as_the_user_with_a_private_home(people: dict[str, Person]) -> None:
     alice = people["alice"]
-    wait_state(alice.api(), "alice", "analysis", {"running"})
+    ensure_running(alice, "analysis")
     processes = in_container(alice, "analysis", "ps", "-o", "user=,uid=,args=", "-C", "python3")
     assert "jupyter" in processes.stdout
     uid = alice.api().get("/hub/api/me").json()["uid"]
@@ -78,8 +78,8 @@ def test_app_runs_as_the_user_with_a_private_home(people: dict[str, Person]) -> 
 
 def test_home_survives_stop_start_and_delete_and_is_shared(people: dict[str, Person]) -> None:
     alice = people["alice"]
+    ensure_running(alice, "analysis")
     with alice.api() as api:
-        wait_state(api, "alice", "analysis", {"running"})
         put = api.put("/user/alice/analysis/api/contents/notes.txt",
                       json={"type": "file", "format": "text", "content": "keep me"})
         assert put.status_code in (200, 201), put.text
@@ -110,8 +110,8 @@ def test_sudo_only_where_the_template_grants_it(people: dict[str, Person]) -> No
         spec.update(name="nosudo", display_name="JupyterLab without sudo", sudo=False)
         added = api.post("/hub/api/templates", json=spec, params={"replace": True})
         assert added.status_code == 201, added.text
+    ensure_running(alice, "analysis")
     with alice.api() as api:
-        wait_state(api, "alice", "analysis", {"running"})
         granted = in_container(alice, "analysis", "sudo", "-n", "id", "-u", user="alice")
         assert granted.returncode == 0 and granted.stdout.strip() == "0", granted.stderr
         api.post("/hub/api/workspaces", json={"name": "plain", "template": "nosudo"})

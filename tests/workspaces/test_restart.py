@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from labspace.testing import Stack
-from tests.conftest import Person, wait_state
+from tests.conftest import Person, ensure_running, wait_state
 from tests.jupyter import open_kernel, run_code
 from tests.workspaces.test_lifecycle import container_name
 
@@ -33,10 +33,7 @@ async def test_hub_crash_keeps_sessions_and_resumes_starts(
     stack: Stack, people: dict[str, Person]
 ) -> None:
     alice = people["alice"]
-    with alice.api() as api:
-        if api.get("/hub/api/workspaces/alice/steady").status_code == 404:
-            api.post("/hub/api/workspaces", json={"name": "steady", "template": "jupyterlab"})
-        wait_state(api, "alice", "steady", {"running"})
+    ensure_running(alice, "steady")
     headers = {"Authorization": f"Bearer {alice.token}"}
     async with aiohttp.ClientSession() as session:
         ws = await open_kernel(session, f"{stack.url}/user/alice/steady/", headers)
@@ -107,8 +104,7 @@ def test_orphaned_container_is_removed(stack: Stack, people: dict[str, Person]) 
 def test_stopping_labspace_leaves_workspaces_running(stack: Stack,
                                                      people: dict[str, Person]) -> None:
     alice = people["alice"]
-    with alice.api() as api:
-        wait_state(api, "alice", "steady", {"running"})
+    ensure_running(alice, "steady")
     stack.kill_hub(sig=15)  # a clean stop (SIGTERM)
     running = subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Running}}", container_name(alice, "steady")],
@@ -122,8 +118,8 @@ def test_stopping_labspace_leaves_workspaces_running(stack: Stack,
 
 def test_proxy_crash_loses_nothing(stack: Stack, people: dict[str, Person]) -> None:
     alice = people["alice"]
+    ensure_running(alice, "steady")
     with alice.api() as api:
-        wait_state(api, "alice", "steady", {"running"})
         put = api.put("/user/alice/steady/api/contents/proxy-crash.txt",
                       json={"type": "file", "format": "text", "content": "still here"})
         assert put.status_code in (200, 201)
