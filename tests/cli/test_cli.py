@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from labspace.cli.client import error_for, parse_sse
 from labspace.cli.main import app
+from labspace.cli.templates import host_limit_warnings
 from labspace.config import Settings
 from labspace.errors import (
     Conflict,
@@ -28,6 +30,8 @@ from labspace.errors import (
     PermissionDenied,
     RuntimeFailure,
 )
+from labspace.templates import TemplateSpec
+from labspace.templates.model import LimitSpec
 from labspace.testing import Stack, free_port, log_in
 
 runner = CliRunner()
@@ -163,6 +167,62 @@ def test_template_add_missing_file(tmp_path: Path) -> None:
                            env=_offline_env(tmp_path))
     assert isinstance(result.exception, InvalidInput)
     assert "no such file" in result.exception.message
+
+
+def _template_file(tmp_path: Path, limits: str) -> Path:
+    path = tmp_path / "big.toml"
+    path.write_text('name = "big"\ndisplay_name = "Big"\nimage = "img"\n'
+                    f'[app]\ncommand = ["run"]\n[limits]\n{limits}\n')
+    return path
+
+
+def test_template_limits_that_take_the_whole_host_warn() -> None:
+    base = TemplateSpec.model_validate({"name": "t", "display_name": "T", "image": "i",
+                                        "app": {"command": ["run"]}})
+    gib = 1024**3
+
+    def warnings(cpus: float | None, memory: str | None) -> list[str]:
+        spec = base.model_copy(update={"limits": LimitSpec(cpus=cpus, memory=memory)})
+        return host_limit_warnings(spec, cores=8, memory=16 * gib)
+
+    assert warnings(2, "4g") == []
+    assert warnings(7.5, "12g") == []  # 75 % of the memory is still fine
+    assert warnings(8, "4g") == [
+        "template t lets one workspace use 8 CPUs, and this host has 8 cores: one workspace "
+        "can take them all"]
+    assert warnings(2, "13g") == [
+        "template t lets one workspace use 13.0 GiB of memory, more than 75% of this host's "
+        "16.0 GiB"]
+    unlimited = warnings(None, None)
+    assert len(unlimited) == 2
+    assert "sets no CPU limit: one workspace can use all 8 cores" in unlimited[0]
+    assert "sets no memory limit" in unlimited[1] and "16.0 GiB" in unlimited[1]
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        (f"cpus = {psutil.cpu_count()}", ["this host has", "no memory limit"]),
+        (f'cpus = 0.5\nmemory = "{psutil.virtual_memory().total // 1024**2}m"',
+         ["of memory, more than 75%"]),
+        ('cpus = 0.5\nmemory = "64m"', []),
+    ],
+    ids=["all-cores", "all-memory", "fine"],
+)
+def test_template_add_warns_on_stderr_and_still_sends(
+    tmp_path: Path, limits: str, expected: list[str]
+) -> None:
+    path = _template_file(tmp_path, limits)
+    env = _offline_env(tmp_path)
+    result = runner.invoke(app, ["template", "add", str(path), "--json"], env=env)
+    # Warnings do not stop it: the request was made (and failed, as no hub runs here).
+    assert isinstance(result.exception, RuntimeFailure), result.exception
+    assert "hub is not running" in result.exception.message
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(expected), result.stderr
+    for line, words in zip(lines, expected, strict=True):
+        assert line.startswith("warning: template big ") and words in line, line
+    assert result.stdout == ""
 
 
 def test_template_add_bad_file_end_to_end(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -127,3 +130,22 @@ def test_head_revision_constant_matches_the_migrations() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+async def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
+    """It holds password hashes and workspace secrets: 0600 from its first byte, and SQLite
+    gives its -wal and -shm files the same mode (not the umask's 0644)."""
+    path = tmp_path / "new" / "labspace.db"
+    old_umask = os.umask(0o022)
+    try:
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await database.migrate()
+            for suffix in ("", "-wal", "-shm"):
+                file = path.with_name(path.name + suffix)
+                assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+            assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        finally:
+            await database.close()
+    finally:
+        os.umask(old_umask)

@@ -120,3 +120,31 @@ def test_tokens_are_listed_without_values_and_revocable(stack: Stack,
     with stack.client(throwaway) as api:
         assert api.delete("/hub/api/tokens/current").status_code == 204
         assert api.get("/hub/api/me").status_code == 401
+
+
+@pytest.mark.parametrize("token_id", ["99999999999999999999999", "2147483648", "0"])
+def test_token_ids_out_of_range_are_422(people: dict[str, Person], token_id: str) -> None:
+    """Ids are 32-bit on PostgreSQL and 64-bit on SQLite: a larger one must never reach a
+    query (it used to answer 500)."""
+    with people["alice"].api() as api:
+        response = api.delete(f"/hub/api/tokens/{token_id}")
+        assert response.status_code == 422, response.text
+        assert "token_id" in response.json()["error"]
+        assert api.get("/hub/api/me").status_code == 200
+
+
+def test_event_cursor_out_of_range_is_422(people: dict[str, Person]) -> None:
+    """A huge ?after= used to fail inside the stream, after the 200 was sent (a traceback in
+    the hub's log and a cut-off answer)."""
+    with people["alice"].api() as api:
+        created = api.post("/hub/api/workspaces",
+                           json={"name": "cursor", "template": "jupyterlab", "start": False})
+        assert created.status_code == 201, created.text
+        try:
+            events = "/hub/api/workspaces/alice/cursor/events"
+            huge = api.get(events, params={"after": 2**70, "follow": "false"})
+            assert huge.status_code == 422, huge.text
+            assert "after" in huge.json()["error"]
+            assert api.get(events, params={"after": 2**31 - 1, "follow": "false"}).text == ""
+        finally:
+            api.delete("/hub/api/workspaces/alice/cursor")

@@ -26,6 +26,35 @@ def _limits(spec: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
+# One workspace may take at most this share of the host's memory before `template add` warns.
+MEMORY_SHARE_WARNING = 0.75
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.1f} GiB"
+
+
+def host_limit_warnings(spec: TemplateSpec, cores: int, memory: int) -> list[str]:
+    """Limits that let one workspace take the whole host (``cores`` CPUs, ``memory`` bytes):
+    a classroom's workspaces share it, so one busy student would starve everyone else."""
+    warnings = []
+    cpus, wanted = spec.limits.cpus, spec.limits.memory_bytes
+    if cpus is None:
+        warnings.append(f"template {spec.name} sets no CPU limit: one workspace can use all "
+                        f"{cores} cores of this host (set [limits] cpus)")
+    elif cpus >= cores:
+        warnings.append(f"template {spec.name} lets one workspace use {cpus:g} CPUs, and this "
+                        f"host has {cores} cores: one workspace can take them all")
+    if wanted is None:
+        warnings.append(f"template {spec.name} sets no memory limit: one workspace can take "
+                        f"all {_gib(memory)} of this host's memory (set [limits] memory)")
+    elif wanted > MEMORY_SHARE_WARNING * memory:
+        warnings.append(f"template {spec.name} lets one workspace use {_gib(wanted)} of "
+                        f"memory, more than {MEMORY_SHARE_WARNING:.0%} of this host's "
+                        f"{_gib(memory)}")
+    return warnings
+
+
 def load_template_file(path: Path) -> dict[str, Any]:
     """Read a template from TOML or JSON and validate it here, for a clear error early."""
     suffix = path.suffix.lower()
@@ -124,6 +153,14 @@ def add(
 ) -> None:
     """Add a template from a TOML or JSON file (checked here first, then sent to the hub)."""
     data = load_template_file(file)
+    import psutil
+
+    # Warnings, not errors: a lab may mean it (one workspace per machine), and only the
+    # admin knows. They go to stderr so --json output stays clean.
+    checked = TemplateSpec.model_validate(data)
+    for warning in host_limit_warnings(checked, psutil.cpu_count() or 1,
+                                       psutil.virtual_memory().total):
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     with connect(url) as client:
         try:
             spec = client.post("/templates", data, replace=str(replace).lower())

@@ -5,11 +5,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from labspace.tuning import server_settings
 
 
 def main() -> None:
     settings = server_settings("labspace proxy")
+    from labspace.storage.permissions import InsecureDataDir, secure_data_dir
+
+    try:
+        secure_data_dir(settings)  # the database it reads holds every workspace's secret
+    except InsecureDataDir as error:
+        sys.exit(f"labspace proxy: {error}")
     from labspace.proxy.app import run_proxy
     from labspace.proxy.dbsource import DatabaseRouteSource
 

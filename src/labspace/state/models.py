@@ -35,6 +35,11 @@ class Base(DeclarativeBase):
     pass
 
 
+# Ids are INTEGER columns: 32-bit on PostgreSQL (SQLite would take 64). Numbers from outside
+# (an id in a URL, ?after=) are bounded by this before they reach a query, which would fail.
+MAX_ID = 2**31 - 1
+
+
 class User(Base):
     __tablename__ = "users"
 

@@ -1,4 +1,5 @@
-"""Storage: users' homes on a host directory (the lab's NFS mount, or the data dir)."""
+"""Storage on the host: users' homes (the lab's NFS mount, or the data dir), the mount flags
+they need (``mounts``), and the private data directory (``permissions``)."""
 
 from labspace.storage.homes import ensure_home, home_path
 
