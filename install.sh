@@ -10,9 +10,9 @@
 # Run again: quick, and it changes nothing that is already right.
 #
 # Environment: LABSPACE_PREFIX (/opt/labspace), LABSPACE_PORT (8000), LABSPACE_ADMIN (admin),
-# LABSPACE_CONFIG (/etc/labspace/labspace.toml), LABSPACE_DATA (/var/lib/labspace, written
-# into a new configuration file), LABSPACE_NO_SYSTEMD=1 (background processes even where
-# systemd runs; the tests use it).
+# LABSPACE_CONFIG (/etc/labspace/labspace.toml), LABSPACE_DATA (/var/lib/labspace) and
+# LABSPACE_PUBLIC_URL (http://localhost:PORT; both written into a new configuration file),
+# LABSPACE_NO_SYSTEMD=1 (background processes even where systemd runs; the tests use it).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +21,7 @@ PORT=${LABSPACE_PORT:-8000}
 ADMIN=${LABSPACE_ADMIN:-admin}
 CONFIG=${LABSPACE_CONFIG:-/etc/labspace/labspace.toml}
 DATA=${LABSPACE_DATA:-/var/lib/labspace}
+PUBLIC_URL=${LABSPACE_PUBLIC_URL:-http://localhost:$PORT}
 export LABSPACE_CONFIG=$CONFIG
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -64,11 +65,23 @@ LABSPACE=$PREFIX/venv/bin/labspace
 if [ ! -f "$CONFIG" ]; then
     step "writing $CONFIG"
     mkdir -p "$(dirname "$CONFIG")"
+    # Each workspace gets its own host (origin) under apps_domain. Browsers resolve every
+    # name under localhost to this machine, so a local URL gets a working default at once.
+    url_host=$(python3 -c 'import sys, urllib.parse as u; print(u.urlsplit(sys.argv[1]).hostname or "")' "$PUBLIC_URL")
+    case "$url_host" in
+        localhost|127.0.0.1|::1) apps="apps_domain = \"apps.localhost\"" ;;
+        *.localhost) apps="apps_domain = \"apps.$url_host\"" ;;
+        *) apps="# apps_domain = \"apps.lab.example.org\"   # wildcard DNS and certificate" ;;
+    esac
     cat > "$CONFIG" <<TOML
 # labspace configuration: every option is listed by \`labspace config reference\`.
 data_dir = "$DATA"
 public_port = $PORT
-# public_url = "https://lab.example.org"   # set this when a TLS front end serves labspace
+# The address people use; for the lab: "https://lab.example.org" behind a TLS front end.
+public_url = "$PUBLIC_URL"
+# Each workspace on a host of its own: for the lab, "apps.lab.example.org" with wildcard DNS
+# (*.apps.lab.example.org) and a wildcard certificate (see docs/admin.md, "Origins").
+$apps
 TOML
 fi
 
@@ -82,8 +95,11 @@ init_out=$("$LABSPACE" init --admin "$ADMIN")
 echo "$init_out" | grep -v '^admin password' >&2 || true
 
 # 7. Start (or restart after an upgrade) the proxy and the hub --------------------------------
-data_dir=$("$LABSPACE" config show --json 2>/dev/null | python3 -c \
-    'import json,sys; print(json.load(sys.stdin)["settings"]["data_dir"])' 2>/dev/null || echo "$DATA")
+setting() {  # the value of one effective setting ("" when unset)
+    "$LABSPACE" config show --json 2>/dev/null | python3 -c \
+        'import json,sys; print(json.load(sys.stdin)["settings"].get(sys.argv[1]) or "")' "$1" 2>/dev/null
+}
+data_dir=$(setting data_dir); data_dir=${data_dir:-$DATA}
 if [ "$(ps -p 1 -o comm= 2>/dev/null)" = systemd ] && [ "${LABSPACE_NO_SYSTEMD:-0}" != 1 ]; then
     for part in proxy hub; do
         unit=/etc/systemd/system/labspace-$part.service
@@ -138,9 +154,21 @@ for _ in $(seq 1 60); do
 done
 [ "${ready:-0}" = 1 ] || die "labspace did not answer on port $PORT; see $data_dir/logs/ or journalctl -u labspace-hub"
 
-host=$(hostname -f 2>/dev/null || hostname)
+url=$(setting public_url); url=${url:-http://$(hostname -f 2>/dev/null || hostname):$PORT}
+apps_domain=$(setting apps_domain)
 echo
-echo "labspace is running:  http://$host:$PORT/"
+echo "labspace is running:  ${url%/}/"
+if [ -n "$apps_domain" ]; then
+    echo "workspaces open on:   their own hosts under $apps_domain"
+else
+    echo "workspaces open on:   labspace's own address (only their owners may open them)"
+fi
+case "$apps_domain" in
+    ""|*localhost)
+        echo "to serve the lab:     set public_url = \"https://lab.example.org\" and"
+        echo "                      apps_domain = \"apps.lab.example.org\" (wildcard DNS and"
+        echo "                      certificate) in $CONFIG, then run ./install.sh again" ;;
+esac
 password=$(echo "$init_out" | sed -n 's/^admin password: *\([^ ]*\).*/\1/p')
 if [ -n "$password" ]; then
     echo "log in as:            $ADMIN"

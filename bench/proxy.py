@@ -71,6 +71,7 @@ def run_upstream(port: int) -> None:
 def run_proxy_process(port: int, upstream_port: int, hub_port: int, src: str) -> None:
     sys.path.insert(0, src)
     from labspace.config import load_settings
+    from labspace.identity.credentials import digest
     from labspace.proxy.app import run_proxy
     from labspace.proxy.source import Principal, Route
 
@@ -81,8 +82,8 @@ def run_proxy_process(port: int, upstream_port: int, hub_port: int, src: str) ->
             return Route("bench", "lab", "running", f"http://127.0.0.1:{upstream_port}",
                          secret_value=SECRET)
 
-        async def principal(self, token: str) -> Principal | None:
-            return Principal("bench", False) if token == TOKEN else None
+        async def principal(self, token_digest: str) -> Principal | None:
+            return Principal("bench", False) if token_digest == digest(TOKEN) else None
 
     settings = load_settings(public_host="127.0.0.1", public_port=port, hub_port=hub_port,
                              data_dir=Path(tempfile.mkdtemp(prefix="labspace-bench-")))

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from labspace.state.db import Database
-from labspace.testing import Stack, log_in
+from labspace.testing import Stack, free_port, log_in
 
 JUPYTER_IMAGE = "labspace/jupyterlab:latest"
 
@@ -50,6 +50,29 @@ def jupyter_image(docker_engine: None) -> str:
 def stack(jupyter_image: str) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="labspace-test-"))
     running = Stack(root, extra_env={"LABSPACE_RECONCILE_INTERVAL": "2"})
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()
+
+
+APPS_DOMAIN = "apps.lab.localhost"
+
+
+@pytest.fixture(scope="session")
+def apps_stack(jupyter_image: str) -> Iterator[Stack]:
+    """A labspace with apps_domain: each workspace on its own host. The hub is at
+    lab.localhost and the workspaces under apps.lab.localhost, so hub and workspaces are
+    same-site, as lab.example.org and *.apps.lab.example.org are in production (Chromium
+    resolves every name under localhost to loopback)."""
+    root = Path(tempfile.mkdtemp(prefix="labspace-apps-test-"))
+    port = free_port()
+    running = Stack(root, public_port=port, extra_env={
+        "LABSPACE_RECONCILE_INTERVAL": "2",
+        "LABSPACE_PUBLIC_URL": f"http://lab.localhost:{port}",
+        "LABSPACE_APPS_DOMAIN": APPS_DOMAIN,
+    })
     try:
         running.start()
         yield running

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labspace.testing import free_port, log_in, remove_instance
+from labspace.testing import LocalBrowser, free_port, log_in, remove_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,9 +50,17 @@ def test_install_runs_labspace_and_is_idempotent(tmp_path: Path, jupyter_image: 
         assert f":{port}/" in first.stdout
         password = re.search(r"one-time password:\s+(\S+)", first.stdout)
         assert password, first.stdout
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        # A local install gives each workspace its own host under apps.localhost at once,
+        # and says how to serve the lab.
+        config = (tmp_path / "etc" / "labspace.toml").read_text()
+        assert f'public_url = "http://localhost:{port}"' in config
+        assert 'apps_domain = "apps.localhost"' in config
+        assert "their own hosts under apps.localhost" in first.stdout
+        assert 'apps_domain = "apps.lab.example.org"' in first.stdout
+        with LocalBrowser(f"http://localhost:{port}") as client:
             login = log_in(client, "admin", password.group(1))
             assert login.status_code == 303
+            assert "__Host-labspace-session" in client.kept  # Secure, host-only
             assert client.get("/hub/api/me").json()["name"] == "admin"
 
         began = time.monotonic()

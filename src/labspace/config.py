@@ -7,12 +7,17 @@ from this model, so the docs can never drift from the code.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import re
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +25,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from labspace.identity.credentials import SECURE_SESSION_COOKIE, SESSION_COOKIE
+
 DEFAULT_CONFIG_FILE = Path("/etc/labspace/labspace.toml")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN_RE = re.compile(rf"(?:{_LABEL}\.)+{_LABEL}")  # at least two labels: apps.localhost
+
+
+def _is_local_host(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
 
 
 def config_file() -> Path:
@@ -52,6 +65,20 @@ class Settings(BaseSettings):
         None,
         description="URL people use to reach labspace, e.g. https://lab.example.org. "
         "Default: http://<host name>:<public_port>.",
+    )
+    apps_domain: str | None = Field(
+        None,
+        description="Domain under which each workspace gets a host of its own, e.g. "
+        "apps.lab.example.org (needs wildcard DNS and a wildcard certificate for "
+        "*.apps.lab.example.org); any name under localhost works on one machine. Unset: "
+        "workspaces are served under /user/ on labspace's own address and only their owner "
+        "may open them in a browser.",
+    )
+    trusted_proxies: list[str] = Field(
+        [],
+        description="Addresses (or networks) of the reverse proxies in front of the public "
+        'port, e.g. ["127.0.0.1"] for nginx on the same machine: only their '
+        "X-Forwarded-For and X-Forwarded-Proto are believed. Anybody else's are ignored.",
     )
     hub_host: str = Field("127.0.0.1", description="Address the hub listens on (internal).")
     hub_port: int = Field(8081, description="Port the hub listens on (internal; the proxy "
@@ -112,6 +139,35 @@ class Settings(BaseSettings):
             raise ValueError("a port is a number from 0 to 65535")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as error:
+                raise ValueError(f"not an address or network: {entry!r}") from error
+        return value
+
+    @field_validator("apps_domain")
+    @classmethod
+    def _domain_name(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        value = value.strip().lower().rstrip(".")
+        if not _DOMAIN_RE.fullmatch(value):
+            raise ValueError(f"not a DNS domain name: {value!r} (e.g. apps.lab.example.org)")
+        return value
+
+    @model_validator(mode="after")
+    def _apps_need_secure_cookies(self) -> Settings:
+        if self.apps_domain and not self.secure_cookies:
+            raise ValueError(
+                "apps_domain needs Secure cookies: serve labspace over HTTPS (public_url = "
+                '"https://...") or, on one machine, use public_url = "http://localhost:PORT"'
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -146,25 +202,50 @@ class Settings(BaseSettings):
         return f"http://{socket.gethostname()}:{self.public_port}"
 
     @property
+    def control_socket(self) -> Path:
+        """The proxy's control socket (the hub tells it there about revoked credentials)."""
+        return self.data_dir / "proxy.sock"
+
+    @property
     def hub_address(self) -> str:
         return f"http://{self.hub_host}:{self.hub_port}"
 
     @property
     def secure_cookies(self) -> bool:
+        """Default: over HTTPS, and for a localhost URL with apps_domain (browsers keep Secure
+        cookies for localhost, which is what lets the hub's cookie take the __Host- prefix)."""
         if self.cookie_secure is not None:
             return self.cookie_secure
-        return bool(self.public_url and self.public_url.startswith("https"))
+        if not self.public_url:
+            return False
+        parts = urlsplit(self.public_url)
+        if parts.scheme == "https":
+            return True
+        return bool(self.apps_domain) and _is_local_host(parts.hostname or "")
+
+    @property
+    def session_cookie(self) -> str:
+        """The hub's session cookie. With Secure cookies it takes the ``__Host-`` prefix, which
+        browsers accept only from the hub's own host: no workspace host can set or shadow it."""
+        return SECURE_SESSION_COOKIE if self.secure_cookies else SESSION_COOKIE
 
     def signing_key(self) -> str:
-        """The CSRF signing key: configured, or generated once into the data dir (0600)."""
+        """The signing key: configured, or generated once into the data dir (0600). The hub
+        and the proxy may both start on a fresh data dir: the key appears atomically (a
+        private temporary file linked into place), and the loser of the race reads it."""
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(48))
+            fd, temporary = tempfile.mkstemp(dir=self.data_dir, prefix=".secret_key.")
+            try:
+                with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
+                    handle.write(secrets.token_urlsafe(48))
+                with contextlib.suppress(FileExistsError):
+                    os.link(temporary, path)
+            finally:
+                os.unlink(temporary)
         return path.read_text().strip()
 
 

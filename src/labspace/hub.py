@@ -14,12 +14,15 @@ from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
 from labspace.identity.authenticator import Authenticator, LocalAuthenticator
 from labspace.identity.passwords import generate_password
+from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.throttle import LoginThrottle
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import UserService
 from labspace.runtime import Runtime
 from labspace.state.db import Database
 from labspace.state.models import User
+from labspace.storage.mounts import warn_about_homes_mount
+from labspace.storage.permissions import secure_data_dir
 from labspace.templates import builtin_templates
 from labspace.templates.store import TemplateStore
 from labspace.workspaces.events import EventBus
@@ -44,6 +47,7 @@ class Hub:
     manager: WorkspaceManager
     authenticator: Authenticator
     bus: EventBus
+    proxy: ProxyNotifier
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -53,6 +57,7 @@ class Hub:
         if name == by:
             raise PermissionDenied("you cannot disable your own account")
         user = await self.users.set_disabled(name, True)
+        await self.proxy.revoked(users=[name])  # open connections end now, not in seconds
         for record in await self.store.list(owner=name):
             if record.state != State.STOPPED:
                 await self.manager.stop(record.owner, record.name)
@@ -85,6 +90,8 @@ def default_runtime(settings: Settings) -> Runtime:
 
 
 async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
+    secure_data_dir(settings)  # before anything is written there; creates it private
+    await asyncio.to_thread(warn_about_homes_mount, settings.homes)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     await db.migrate()
@@ -96,7 +103,8 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     runtime = runtime or default_runtime(settings)
     manager = WorkspaceManager(settings, runtime, templates, store)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
-               store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus)
+               store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus,
+               proxy=ProxyNotifier(settings.control_socket))
 
 
 @dataclass(frozen=True)

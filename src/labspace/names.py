@@ -2,7 +2,8 @@
 
 Names appear in URLs, container names, home paths and Unix account names, so one rule
 serves them all: lowercase letters, digits and dashes, 1-30 characters, starting with a
-letter and not ending with a dash.
+letter, not ending with a dash, and never two dashes in a row ("--" separates the owner from
+the workspace in a workspace's host name: see labspace.origins).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pydantic import AfterValidator
 
 from labspace.errors import InvalidInput
 
+# Without the "no two dashes" rule, which validate_name adds: pydantic's regex engine has no
+# look-ahead.
 NAME_PATTERN = r"^[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -28,10 +31,10 @@ RESERVED_USER_NAMES = frozenset(
 
 def validate_name(value: str, *, kind: str = "name") -> str:
     """Return ``value`` if it is a valid name, else raise InvalidInput saying why."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or "--" in value:
         raise InvalidInput(
             f"invalid {kind} {value!r}: use 1-30 lowercase letters, digits and dashes, "
-            "starting with a letter and not ending with a dash"
+            "starting with a letter, not ending with a dash, without two dashes in a row"
         )
     return value
 

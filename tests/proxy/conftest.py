@@ -17,6 +17,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from labspace.config import load_settings
+from labspace.identity.credentials import digest
 from labspace.proxy.app import create_app, start_proxy
 from labspace.proxy.source import Principal, Route
 
@@ -36,9 +37,11 @@ class StaticRouteSource:
         self.route_calls += 1
         return self.routes.get((owner, workspace))
 
-    async def principal(self, token: str) -> Principal | None:
+    async def principal(self, token_digest: str) -> Principal | None:
+        """``principals`` maps tokens; the proxy asks by digest, as of the database."""
         self.principal_calls += 1
-        return self.principals.get(token)
+        by_digest = {digest(token): who for token, who in self.principals.items()}
+        return by_digest.get(token_digest)
 
 
 @dataclass
@@ -150,7 +153,19 @@ def upstream_app(recorder: Recorder) -> web.Application:
                                                  "X-Hop": "1", "Keep-Alive": "timeout=5",
                                                  "X-Kept": "2"})
 
-    handlers = {"json": json_, "gzip": gzipped, "stream": stream, "download": download,
+    async def sneaky(request: web.Request) -> web.StreamResponse:
+        """What a hostile app would answer: a site-wide service worker scope, and cookies
+        meant to reach the hub or shadow labspace's own."""
+        response = web.Response(text="sneaky", headers={"Service-Worker-Allowed": "/"})
+        for cookie in ("labspace-session=planted; Path=/hub/",
+                       "__Host-labspace-app=planted; Path=/; Secure",
+                       "wide=1; Domain=localhost; Path=/", "wide2=1; path=/; domain=.example.org",
+                       "kept=1; Path=/user/; HttpOnly"):
+            response.headers.add("Set-Cookie", cookie)
+        return response
+
+    handlers = {"json": json_, "gzip": gzipped, "sneaky": sneaky, "stream": stream,
+                "download": download,
                 "upload": upload, "slow": slow, "ws": ws, "closing": closing,
                 "nocontent": nocontent, "hop": hop}
 
@@ -200,16 +215,23 @@ class Stack:
     url: str  # the proxy's base URL
 
 
-ProxyFactory = Callable[[StaticRouteSource, int], Awaitable[str]]
+ProxyFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(scope="module")
+def proxy_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory the module's proxies share (and so their signing key)."""
+    return tmp_path_factory.mktemp("proxy")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def make_proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ProxyFactory]:
+async def make_proxy(proxy_data_dir: Path) -> AsyncIterator[ProxyFactory]:
     runners: list[web.AppRunner] = []
-    data_dir: Path = tmp_path_factory.mktemp("proxy")
+    data_dir = proxy_data_dir
 
-    async def make(source: StaticRouteSource, hub_port: int) -> str:
-        settings = load_settings(data_dir=data_dir, hub_host="127.0.0.1", hub_port=hub_port)
+    async def make(source: StaticRouteSource, hub_port: int, **overrides: Any) -> str:
+        settings = load_settings(data_dir=data_dir, hub_host="127.0.0.1", hub_port=hub_port,
+                                 **overrides)
         runner = await start_proxy(create_app(settings, source), "127.0.0.1", 0)
         runners.append(runner)
         return f"http://127.0.0.1:{runner.addresses[0][1]}"
@@ -219,8 +241,7 @@ async def make_proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
         await runner.cleanup()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def proxied(make_proxy: ProxyFactory) -> AsyncIterator[Stack]:
+async def _proxied(make_proxy: ProxyFactory, **overrides: Any) -> AsyncIterator[Stack]:
     upstream, hub = Recorder(), Recorder()
     up_runner, up_port = await serve(upstream_app(upstream))
     hub_runner, hub_port = await serve(hub_app(hub))
@@ -243,10 +264,28 @@ async def proxied(make_proxy: ProxyFactory) -> AsyncIterator[Stack]:
             "root-token": Principal("root", True),
         },
     )
-    url = await make_proxy(source, hub_port)
+    url = await make_proxy(source, hub_port, **overrides)
     yield Stack(source, upstream, hub, target, url)
     await up_runner.cleanup()
     await hub_runner.cleanup()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def proxied(make_proxy: ProxyFactory) -> AsyncIterator[Stack]:
+    """Path mode: workspaces under /user/ on the proxy's own address."""
+    async for stack in _proxied(make_proxy):
+        yield stack
+
+
+APPS_DOMAIN = "apps.localhost"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def apps_proxied(make_proxy: ProxyFactory) -> AsyncIterator[Stack]:
+    """With apps_domain: each workspace on its own host (Host headers under apps.localhost)."""
+    async for stack in _proxied(make_proxy, apps_domain=APPS_DOMAIN,
+                                public_url="http://localhost:8000"):
+        yield stack
 
 
 @pytest_asyncio.fixture(loop_scope="session")

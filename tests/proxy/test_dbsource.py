@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text, update
 
-from labspace.identity.tokens import issue_token
+from labspace.identity.tokens import digest, issue_token
 from labspace.identity.users import UserService
 from labspace.proxy.dbsource import DatabaseRouteSource
 from labspace.state.db import Database
@@ -51,18 +51,18 @@ async def test_routes_and_principals(db: Database) -> None:
         assert await source.route("alice", "nope") is None
         assert await source.route("bob", "thesis") is None
 
-        principal = await source.principal(alice_token)
+        principal = await source.principal(digest(alice_token))
         assert principal is not None and (principal.user, principal.is_admin) == ("alice", False)
-        admin = await source.principal(boss_token)
+        admin = await source.principal(digest(boss_token))
         assert admin is not None and admin.is_admin
-        assert await source.principal("lsp_unknown") is None
-        assert await source.principal("not-even-a-token") is None
+        assert await source.principal(digest("lsp_unknown")) is None
+        assert await source.principal("not-even-a-digest") is None
 
         async with db.session() as session:  # an expired session no longer counts
             await session.execute(update(Token).where(Token.user_id == alice.id).values(
                 expires_at=datetime.now(UTC) - timedelta(seconds=1)))
-        assert await source.principal(alice_token) is None
+        assert await source.principal(digest(alice_token)) is None
         await users.set_disabled("boss")  # neither does a disabled account's token
-        assert await source.principal(boss_token) is None
+        assert await source.principal(digest(boss_token)) is None
     finally:
         await source.close()

@@ -18,14 +18,10 @@ from playwright.async_api import Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from labspace.testing import Stack
+from tests.web.chromium import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -46,8 +42,6 @@ async def tidy_jupyterlab(page: Page) -> None:
 
 
 async def test_login_create_and_land_on_jupyterlab(stack: Stack, shots: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
     user, password = f"ada-{uuid.uuid4().hex[:4]}", "ada-browser-pw-1"
     with stack.client() as admin:
         made = admin.post("/hub/api/users", json={"name": user, "password": password})
@@ -55,8 +49,7 @@ async def test_login_create_and_land_on_jupyterlab(stack: Stack, shots: Path) ->
     DOCS.mkdir(exist_ok=True)
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = await launch(playwright)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 800})
             page = await context.new_page()

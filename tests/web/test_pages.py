@@ -8,7 +8,9 @@ from contextlib import closing
 
 import httpx
 import pytest
+from markupsafe import escape
 
+from labspace.storage.mounts import homes_mount_problem
 from labspace.testing import Stack, log_in
 from tests.conftest import Person, wait_state
 
@@ -108,7 +110,7 @@ def test_logged_in_home_lists_templates_and_the_form(people: dict[str, Person]) 
     assert page.status_code == 200
     assert "My workspaces" in page.text and "alice" in page.text
     assert '<option value="jupyterlab"' in page.text and "JupyterLab" in page.text
-    assert 'maxlength="30"' in page.text and 'pattern="[a-z]' in page.text
+    assert 'maxlength="30"' in page.text and 'pattern="(?!.*--)[a-z]' in page.text
     assert 'action="/hub/logout"' in page.text
 
 
@@ -301,6 +303,19 @@ def test_admin_page_is_403_for_users_and_lists_users_for_admins(
     assert "labspace/jupyterlab" in page.text
     assert 'href="/hub/admin/templates/jupyterlab"' in page.text
     assert template.status_code == 200 and "&#34;display_name&#34;" in template.text
+
+
+def test_admin_page_warns_when_homes_allow_setuid(stack: Stack, people: dict[str, Person]) -> None:
+    """The test stack's homes live wherever its temporary directory does: the page must say
+    what the hub's own check says about that filesystem (nosuid,nodev or not)."""
+    problem = homes_mount_problem(stack.data_dir / "homes")
+    with browse(people["admin"]) as admin:
+        page = admin.get("/hub/admin")
+    assert page.status_code == 200
+    assert ('id="homes-warning"' in page.text) == (problem is not None)
+    if problem:
+        assert str(escape(problem)) in page.text
+        assert "nosuid,nodev" in page.text
 
 
 def test_admin_adds_a_user_whose_one_time_password_works(

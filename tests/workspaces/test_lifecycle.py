@@ -17,7 +17,15 @@ pytestmark = pytest.mark.docker
 
 
 def container_name(person: Person, workspace: str) -> str:
-    return f"labspace-{person.stack.instance}-{person.name}-{workspace}"
+    """The workspace's container, found by its labels (what reconcile trusts too)."""
+    found = subprocess.run(
+        ["docker", "ps", "-a", "--format", "{{.Names}}",
+         "--filter", f"label=org.labspace.instance={person.stack.instance}",
+         "--filter", f"label=org.labspace.owner={person.name}",
+         "--filter", f"label=org.labspace.workspace={workspace}"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert len(found) <= 1, found
+    return found[0] if found else f"no-container-for-{person.name}-{workspace}"
 
 
 def in_container(person: Person, workspace: str, *command: str, user: str | None = None

@@ -21,12 +21,13 @@ def orphans(stack: Stack, people: dict[str, Person]) -> set[str]:
     """Containers of this instance that no workspace record owns."""
     with people["admin"].api() as api:
         records = api.get("/hub/api/workspaces", params={"all": True}).json()
-    owned = {f"labspace-{stack.instance}-{ws['owner']}-{ws['name']}" for ws in records}
-    names = subprocess.run(
-        ["docker", "ps", "-a", "--format", "{{.Names}}", "--filter",
+    owned = {f"{ws['owner']}/{ws['name']}" for ws in records}
+    labelled = subprocess.run(
+        ["docker", "ps", "-a", "--format",
+         '{{.Label "org.labspace.owner"}}/{{.Label "org.labspace.workspace"}}', "--filter",
          f"label=org.labspace.instance={stack.instance}"],
         capture_output=True, text=True, check=True).stdout.split()
-    return set(names) - owned
+    return set(labelled) - owned
 
 
 async def test_hub_crash_keeps_sessions_and_resumes_starts(

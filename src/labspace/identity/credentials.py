@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 SESSION_COOKIE = "labspace-session"
+# The name over HTTPS: browsers take a __Host- cookie only from its own host, Secure, Path=/.
+SECURE_SESSION_COOKIE = "__Host-labspace-session"
 TOKEN_PREFIX = "lsp_"
 MAX_TOKEN_LENGTH = 100
 

@@ -2,8 +2,14 @@
 
     /                          302 to /hub/
     /hub/...                   forwarded unchanged to the hub (503 page when it is down)
-    /user/<owner>/<ws>/...     authenticated here, then forwarded to the workspace's app
+    /user/<owner>/<ws>/...     authenticated here, then forwarded to the workspace's app;
+                               with apps_domain, browsers go through the hub to the host below
     /_labspace/proxy/health    200 JSON
+    <ws>--<owner>.<apps_domain>/user/<owner>/<ws>/...   a workspace on its own host (origin);
+                               /_labspace/auth there turns the hub's ticket into a host cookie
+
+Who may open a workspace, and from which page, is decided in gate.py; see docs/architecture.md
+("Origins") for why workspaces need an origin of their own.
 
 Routing works on the raw path, so percent-encoded bytes reach the upstream exactly as sent.
 """
@@ -23,10 +29,17 @@ import aiohttp
 from aiohttp import web
 
 from labspace.config import Settings
-from labspace.proxy import pages
+from labspace.hubedge import PROXY_HEADER, proxy_proof
+from labspace.identity.credentials import MAX_TOKEN_LENGTH, digest
+from labspace.identity.hostauth import HostSigner, app_cookie_name
+from labspace.origins import AUTH_PATH, Origins, split_host
+from labspace.proxy import gate, pages
+from labspace.proxy.apphost import AppHosts
+from labspace.proxy.bodycap import CappedBody, too_large, too_large_for_hub
 from labspace.proxy.cache import CachedRouteSource
+from labspace.proxy.connections import OpenConnections
+from labspace.proxy.control import start_control
 from labspace.proxy.forward import (
-    SESSION_COOKIE,
     UpstreamUnavailable,
     can_go_fast,
     fast_target,
@@ -35,7 +48,18 @@ from labspace.proxy.forward import (
     upstream_head,
     upstream_headers,
 )
-from labspace.proxy.source import Principal, Route, RouteSource
+from labspace.proxy.forwarded import Forwarding
+from labspace.proxy.guard import (
+    GUARD_KEY,
+    HEADER_TIMEOUT,
+    KEEPALIVE_TIMEOUT,
+    MAX_UNAUTHENTICATED,
+    GuardedAppRunner,
+    GuardLimits,
+    mark_authenticated,
+    still_counted,
+)
+from labspace.proxy.source import Route, RouteSource
 from labspace.proxy.upstream import UpstreamPool
 from labspace.proxy.websocket import forward_websocket
 
@@ -47,12 +71,14 @@ CONNECT_TIMEOUT = 5.0
 SOCK_READ_TIMEOUT = 3600.0
 SHUTDOWN_TIMEOUT = 15.0
 # aiohttp server options, carried by the app so every runner uses them: cancel handlers whose
-# client left; no access log in the hot path; room for the big cookies apps set.
+# client left; no access log in the hot path; room for the big cookies apps set; close idle
+# keep-alive connections after a minute, not aiohttp's hour (create_app may override it).
 HANDLER_ARGS: dict[str, Any] = {
     "handler_cancellation": True,
     "access_log": None,
     "max_field_size": 64 * 1024,
     "max_line_size": 64 * 1024,
+    "keepalive_timeout": KEEPALIVE_TIMEOUT,
 }
 
 PROXY_KEY: web.AppKey[Proxy] = web.AppKey("labspace_proxy")
@@ -64,12 +90,21 @@ class Proxy:
     def __init__(self, settings: Settings, source: RouteSource,
                  sock_read_timeout: float = SOCK_READ_TIMEOUT) -> None:
         self.hub = settings.hub_address
+        # Who the client is (forwarded.py), and the proof of forwarding only the hub gets.
+        self.forwarding = Forwarding.from_settings(settings)
+        self.hub_proof = (PROXY_HEADER, proxy_proof(settings.signing_key))
+        self._hub_proof_bytes = (PROXY_HEADER.encode(), self.hub_proof[1].encode())
         self.source = source if isinstance(source, CachedRouteSource) else CachedRouteSource(
             source)
         self.sock_read_timeout = sock_read_timeout
         self._session: aiohttp.ClientSession | None = None
         self.pool = UpstreamPool(connect_timeout=CONNECT_TIMEOUT)
         self.websockets: set[web.WebSocketResponse] = set()
+        self.origins = Origins(settings.url, settings.apps_domain)
+        self.session_cookie = settings.session_cookie
+        self.hosts = AppHosts(self.origins, HostSigner(settings.signing_key()),
+                              app_cookie_name(settings.secure_cookies), settings.secure_cookies)
+        self.connections = OpenConnections()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -111,6 +146,8 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path
+        if self.origins.apps_domain and self.origins.is_app_host(request.host):
+            return await self.app_host(request, path)
         if path.startswith("/user/"):
             return await self.workspace(request, path)
         if path.startswith("/hub/") or path == "/hub" or path.startswith("/hub?"):
@@ -121,43 +158,139 @@ class Proxy:
             return pages.health()
         return pages.not_found(request)
 
+    def revoke(self, digests: list[str], users: list[str]) -> int:
+        """Forget these credentials and users, and close the connections they let through."""
+        self.source.forget_principals(digests, users)
+        return self.connections.revoke(digests, users)
+
     async def to_hub(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Forward to the hub with the proof that the proxy did (only the hub gets it) and
+        no body bigger than the hub takes (bodycap.py): refused by Content-Length before
+        connecting, or cut off once a chunked body passes the cap."""
         websocket = _is_websocket(request)
+        if too_large_for_hub(request):
+            return too_large(request)
+        if still_counted(request):
+            await self._uncount_if_logged_in(request)
+        body: CappedBody | None = None
         try:
             if not websocket and can_go_fast(request):
                 target = fast_target(self.hub)
                 if target is not None:
-                    head = upstream_head(request, path, target[2], workspace=False)
+                    head = upstream_head(request, path, target[2], workspace=False,
+                                         secret=self._hub_proof_bytes,
+                                         forwarding=self.forwarding)
                     return await forward_fast(request, self.pool, target, head,
                                               self.sock_read_timeout)
-            headers = upstream_headers(request, workspace=False, websocket=websocket)
+            headers = upstream_headers(request, workspace=False, websocket=websocket,
+                                       secret=self.hub_proof, forwarding=self.forwarding)
             if websocket:
                 return await forward_websocket(request, self.session, self.hub, path, headers,
                                                self.websockets)
-            return await forward_http(request, self.session, self.hub, path, headers)
+            if request.body_exists and request.content_length is None:
+                body = CappedBody(request.content)
+            return await forward_http(request, self.session, self.hub, path, headers,
+                                      request_body=body)
         except UpstreamUnavailable as exc:
+            if body is not None and body.exceeded:
+                return too_large(request)
             log.warning("hub unavailable for %s: %s", request.path, exc)
             return pages.hub_down(request)
+
+    async def _uncount_if_logged_in(self, request: web.Request) -> None:
+        """A browser on the hub's pages with a valid session is no anonymous connection: it
+        leaves its address' cap (a classroom behind one NAT must not fill it). Once per
+        connection, from the credential cache."""
+        if "Authorization" in request.headers or self.session_cookie in request.headers.get(
+                "Cookie", ""):
+            with contextlib.suppress(Exception):  # only bookkeeping: the hub decides access
+                await self._caller(request, self._session_digests(request))
 
     # ------------------------------------------------------------------ workspaces
 
     async def workspace(self, request: web.Request, path: str) -> web.StreamResponse:
+        """/user/<owner>/<ws>/... on the hub's own host."""
         parsed = _split_user_path(path)
         if parsed is None:
             return pages.not_found(request)
         owner, name, tail = parsed
         websocket = _is_websocket(request)
         try:
-            principal = await self._principal(request)
+            caller = await self._caller(request, self._session_digests(request))
         except Exception:
             log.exception("route source failed looking up a credential")
             return pages.source_down(request)
-        if principal is None:
+        if self.origins.apps_domain and (caller is None or caller.via_cookie):
+            # A browser: the hub sends it on to the workspace's own host with a ticket.
+            if request.method in ("GET", "HEAD") and not websocket:
+                return await self.to_hub(request, path)
+            return pages.cross_origin(request, "workspaces are served on their own host")
+        if caller is None:
             if not websocket and pages.wants_html(request) and request.method in ("GET", "HEAD"):
                 return pages.login_redirect(path)
             return pages.unauthenticated()
-        if principal.user != owner and not principal.is_admin:
+        if caller.via_cookie:
+            # Path mode: the workspace's pages run on the hub's origin, so only its owner's
+            # own browser session may load them (an admin's would hand the owner the hub).
+            if caller.user != owner:
+                return pages.owner_only(request, caller.is_admin)
+            refused = self._cross_origin(request, websocket)
+            if refused is not None:
+                return refused
+            if gate.is_service_worker_script(request):
+                return pages.no_service_worker(request)
+        elif not caller.may_open(owner):
             return pages.forbidden(request)
+        return await self._route_and_forward(request, caller, owner, name, path, tail, websocket)
+
+    async def app_host(self, request: web.Request, path: str) -> web.StreamResponse:
+        """Everything on a workspace's own host (apps_domain)."""
+        request[pages.HUB_ORIGIN] = self.origins.hub_origin
+        found = self.origins.workspace_of(request.host)
+        if found is None:
+            return pages.not_found(request)
+        owner, name = found
+        host = split_host(request.host)
+        if request.path == AUTH_PATH:
+            return await self.hosts.redeem(request, host, owner, self.source)
+        prefix = f"/user/{owner}/{name}"
+        if path == "/" or path.startswith("/?"):
+            return pages.see_other(prefix + "/")
+        parsed = _split_user_path(path)
+        if parsed is None or parsed[:2] != (owner, name):
+            return pages.not_found(request)  # a workspace host serves its workspace only
+        tail = parsed[2]
+        websocket = _is_websocket(request)
+        try:
+            caller = await self._caller(request, self.hosts.session_digests(request, host))
+        except Exception:
+            log.exception("route source failed looking up a credential")
+            return pages.source_down(request)
+        if caller is None:
+            if not websocket and pages.wants_html(request) and request.method in ("GET", "HEAD"):
+                # Back to the hub's address, which logs in if need be and sends a ticket.
+                return pages.see_other(self.origins.hub_origin + path)
+            return pages.unauthenticated()
+        if not caller.may_open(owner):
+            return pages.forbidden(request)
+        if caller.via_cookie:
+            refused = self._cross_origin(request, websocket)
+            if refused is not None:
+                return refused
+        return await self._route_and_forward(request, caller, owner, name, path, tail, websocket)
+
+    def _cross_origin(self, request: web.Request, websocket: bool) -> web.Response | None:
+        if gate.needs_same_origin(request, websocket) and not gate.same_origin(
+                request, self.origins):
+            log.info("refused a cross-origin %s %s from %r", request.method, request.path,
+                     request.headers.get("Origin"))
+            return pages.cross_origin(request, "the request did not come from this "
+                                      "workspace's own pages")
+        return None
+
+    async def _route_and_forward(self, request: web.Request, caller: gate.Caller, owner: str,
+                                 name: str, path: str, tail: str,
+                                 websocket: bool) -> web.StreamResponse:
         for attempt in (1, 2):
             try:
                 route = await self.source.route(owner, name)
@@ -169,7 +302,8 @@ class Proxy:
             if route.state != "running" or not route.target:
                 return pages.not_running(request, owner, name, route.state)
             try:
-                return await self._forward(request, route, path, tail, websocket)
+                with self.connections.holding(request, caller):
+                    return await self._forward(request, route, path, tail, websocket)
             except UpstreamUnavailable as exc:
                 if exc.connect_failed and attempt == 1:
                     # The workspace may have moved or stopped: ask the source again, once.
@@ -188,30 +322,36 @@ class Proxy:
             target = fast_target(route.target)
             if target is not None:
                 head = upstream_head(request, path, target[2], workspace=True,
-                                     secret=_secret_bytes(route))
+                                     secret=_secret_bytes(route), forwarding=self.forwarding)
                 return await forward_fast(request, self.pool, target, head,
-                                          self.sock_read_timeout)
+                                          self.sock_read_timeout, workspace=True)
         secret = (route.secret_header, route.secret_value) if route.secret_value else None
-        headers = upstream_headers(request, workspace=True, secret=secret, websocket=websocket)
+        headers = upstream_headers(request, workspace=True, secret=secret, websocket=websocket,
+                                   forwarding=self.forwarding)
         if websocket:
             return await forward_websocket(request, self.session, route.target, path, headers,
                                            self.websockets)
-        return await forward_http(request, self.session, route.target, path, headers)
+        return await forward_http(request, self.session, route.target, path, headers,
+                                  workspace=True)
 
-    async def _principal(self, request: web.Request) -> Principal | None:
-        """Who sent the request: a Bearer/token Authorization header, else the session cookie."""
-        auth = request.headers.get("Authorization")
-        if auth:
-            scheme, _, value = auth.partition(" ")
-            value = value.strip()
-            if value and scheme.lower() in ("bearer", "token"):
-                principal = await self.source.principal(value)
-                if principal is not None:
-                    return principal
-        if SESSION_COOKIE in request.headers.get("Cookie", ""):
-            cookie = request.cookies.get(SESSION_COOKIE)
-            if cookie:
-                return await self.source.principal(cookie)
+    def _session_digests(self, request: web.BaseRequest) -> list[str]:
+        return [digest(value) for value in gate.cookie_values(request, self.session_cookie)
+                if len(value) <= MAX_TOKEN_LENGTH]
+
+    async def _caller(self, request: web.BaseRequest,
+                      cookie_digests: list[str]) -> gate.Caller | None:
+        """Who sent the request: an API token in the Authorization header, else a cookie."""
+        token_digest = gate.bearer_digest(request)
+        if token_digest is not None:
+            principal = await self.source.principal(token_digest)
+            if principal is not None:
+                mark_authenticated(request)
+                return gate.Caller(principal.user, principal.is_admin, token_digest, False)
+        for cookie_digest in cookie_digests:
+            principal = await self.source.principal(cookie_digest)
+            if principal is not None:
+                mark_authenticated(request)
+                return gate.Caller(principal.user, principal.is_admin, cookie_digest, True)
         return None
 
 
@@ -255,11 +395,16 @@ def _split_user_path(path: str) -> tuple[str, str, str] | None:
 
 
 def create_app(settings: Settings, source: RouteSource, *,
-               sock_read_timeout: float = SOCK_READ_TIMEOUT) -> web.Application:
-    """The proxy as an aiohttp application (serve it with start_proxy or any AppRunner)."""
+               sock_read_timeout: float = SOCK_READ_TIMEOUT,
+               header_timeout: float = HEADER_TIMEOUT,
+               keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+               max_unauthenticated: int = MAX_UNAUTHENTICATED) -> web.Application:
+    """The proxy as an aiohttp application; serve it with start_proxy, which adds the
+    connection guard (guard.py) with these limits; another AppRunner serves it without."""
     proxy = Proxy(settings, source, sock_read_timeout)
-    app = web.Application(handler_args=HANDLER_ARGS)
+    app = web.Application(handler_args={**HANDLER_ARGS, "keepalive_timeout": keepalive_timeout})
     app[PROXY_KEY] = proxy
+    app[GUARD_KEY] = GuardLimits(header_timeout, max_unauthenticated)
     app.cleanup_ctx.append(proxy.client_session)
     app.on_shutdown.append(proxy.close_websockets)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
@@ -267,8 +412,10 @@ def create_app(settings: Settings, source: RouteSource, *,
 
 
 async def start_proxy(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve ``app`` on host:port; returns the runner (``runner.addresses`` has the port)."""
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    """Serve ``app`` on host:port behind the connection guard, with the limits create_app put
+    on it; returns the runner (``runner.addresses`` has the port)."""
+    runner = GuardedAppRunner(app, limits=app.get(GUARD_KEY, GuardLimits()),
+                              shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
@@ -284,8 +431,9 @@ def _raise_open_files_limit() -> None:
 
 
 async def _serve(settings: Settings, source: RouteSource) -> None:
-    runner = await start_proxy(create_app(settings, source), settings.public_host,
-                               settings.public_port)
+    app = create_app(settings, source)
+    runner = await start_proxy(app, settings.public_host, settings.public_port)
+    control = await start_control(app[PROXY_KEY].revoke, settings.control_socket)
     log.info("proxy listening on %s:%s, hub at %s", settings.public_host,
              settings.public_port, settings.hub_address)
     stop = asyncio.Event()
@@ -296,6 +444,7 @@ async def _serve(settings: Settings, source: RouteSource) -> None:
         await stop.wait()
         log.info("proxy shutting down")
     finally:
+        await control.cleanup()
         await runner.cleanup()
 
 

@@ -56,6 +56,10 @@ class TTLCache(Generic[V]):
     def clear(self) -> None:
         self._entries.clear()
 
+    def forget_where(self, doomed: Callable[[V | None], bool]) -> None:
+        for key in [key for key, (_, value) in self._entries.items() if doomed(value)]:
+            del self._entries[key]
+
     async def get(self, key: Hashable, load: Callable[[], Awaitable[V | None]]) -> V | None:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > self._clock():
@@ -127,8 +131,18 @@ class CachedRouteSource:
         key = (owner, workspace)
         return await self._routes.get(key, lambda: self.source.route(owner, workspace))
 
-    async def principal(self, token: str) -> Principal | None:
-        return await self._principals.get(token, lambda: self.source.principal(token))
+    async def principal(self, token_digest: str) -> Principal | None:
+        return await self._principals.get(token_digest,
+                                          lambda: self.source.principal(token_digest))
+
+    def forget_principals(self, digests: list[str], users: list[str]) -> None:
+        """Drop these credentials, and every credential of these users (revocation)."""
+        for token_digest in digests:
+            self._principals.forget(token_digest)
+        if users:
+            names = set(users)
+            self._principals.forget_where(
+                lambda principal: principal is not None and principal.user in names)
 
     def forget_route(self, owner: str, workspace: str) -> None:
         """Drop a cached route (e.g. after its target refused a connection)."""

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from labspace.identity.credentials import digest, plausible_token
 from labspace.proxy.source import Principal, Route
 
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 ROUTE_SQL = (
     "SELECT w.state, w.target, w.secret, t.spec FROM workspaces w "
     "JOIN users u ON u.id = w.owner_id LEFT JOIN templates t ON t.name = w.template "
@@ -130,10 +131,10 @@ class DatabaseRouteSource:
         row = await self.queries.one(self._route_sql, owner, workspace)
         return route_from_row(owner, workspace, row) if row else None
 
-    async def principal(self, token: str) -> Principal | None:
-        if not plausible_token(token):
+    async def principal(self, token_digest: str) -> Principal | None:
+        if not _DIGEST_RE.fullmatch(token_digest):
             return None
-        row = await self.queries.one(self._principal_sql, digest(token), self.queries.now())
+        row = await self.queries.one(self._principal_sql, token_digest, self.queries.now())
         return Principal(user=row[0], is_admin=bool(row[1])) if row else None
 
     async def close(self) -> None:

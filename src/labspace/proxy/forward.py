@@ -8,6 +8,7 @@ that leaves cancels the upstream request, whose connection is then closed.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -15,7 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from labspace.identity.credentials import SESSION_COOKIE
+from labspace.proxy.forwarded import CLIENT_CLAIMS, DIRECT, Forwarding
 from labspace.proxy.upstream import (
     UpstreamFailed,
     UpstreamPool,
@@ -33,10 +34,16 @@ _HOP_BY_HOP = frozenset({
     "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
 _REQUEST_DROP = _HOP_BY_HOP | {"expect"}
+# ... and what a client claims about itself: the proxy says who the client is.
+_REQUEST_DROP_CLAIMS = _REQUEST_DROP | CLIENT_CLAIMS
 _WS_HANDSHAKE = frozenset({
     "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
     "sec-websocket-protocol", "sec-websocket-accept",
 })
+# Never passed on from an upstream: a workspace must not widen a service worker's scope.
+_RESPONSE_DROP = _HOP_BY_HOP | {"service-worker-allowed"}
+# Cookies only labspace sets (the hub's session, a workspace host's login).
+_OWN_COOKIE_PREFIXES = ("labspace-", "__host-labspace-", "__secure-labspace-")
 # Responses at most this big that declare their length are read whole and sent in one write.
 SMALL_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -54,15 +61,42 @@ class UpstreamUnavailable(Exception):
         self.connect_failed = connect_failed
 
 
-def strip_cookie(value: str, name: str = SESSION_COOKIE) -> str:
-    """The Cookie header ``value`` without the cookie ``name``; the other cookies untouched."""
-    if name not in value:
+def _own_cookie(name: str) -> bool:
+    return name.strip().lower().startswith(_OWN_COOKIE_PREFIXES)
+
+
+def strip_cookie(value: str) -> str:
+    """The Cookie header ``value`` without labspace's own cookies (a workspace must never see
+    its visitor's credentials); the app's cookies untouched."""
+    if "labspace-" not in value:
         return value
     kept = [
         part.strip() for part in value.split(";")
-        if part.strip() and part.split("=", 1)[0].strip() != name
+        if part.strip() and not _own_cookie(part.split("=", 1)[0])
     ]
     return "; ".join(kept)
+
+
+def workspace_may_set(set_cookie: str) -> bool:
+    """Whether a workspace's ``Set-Cookie`` passes: never one of labspace's own cookies, and
+    never one for other hosts (a Domain attribute would reach the hub or other workspaces)."""
+    name = set_cookie.split("=", 1)[0]
+    if _own_cookie(name):
+        return False
+    attributes = set_cookie.split(";")[1:]
+    return not any(attr.split("=", 1)[0].strip().lower() == "domain" for attr in attributes)
+
+
+def _filter_workspace_cookies(headers: CIMultiDict[str]) -> CIMultiDict[str]:
+    if "Set-Cookie" not in headers:
+        return headers
+    kept: CIMultiDict[str] = CIMultiDict()
+    for key, value in headers.items():
+        if key.lower() == "set-cookie" and not workspace_may_set(value):
+            log.info("dropped a workspace's Set-Cookie for %r", value.split("=", 1)[0][:60])
+            continue
+        kept.add(key, value)
+    return kept
 
 
 def upstream_headers(
@@ -71,15 +105,17 @@ def upstream_headers(
     workspace: bool,
     secret: tuple[str, str] | None = None,
     websocket: bool = False,
+    forwarding: Forwarding = DIRECT,
 ) -> CIMultiDict[str]:
     """The headers to send upstream.
 
     For a workspace (``workspace=True``) the labspace session cookie and the incoming
-    Authorization header are removed and ``secret`` (name, value) is set; for the hub
-    everything end-to-end passes unchanged.
+    Authorization header are removed; for the hub everything end-to-end passes unchanged.
+    Either way ``secret`` (name, value) is set, and X-Forwarded-For/-Proto/-Host tell what
+    ``forwarding`` makes of the client: what the client claimed about itself is dropped.
     """
     incoming = request.headers
-    drop = _REQUEST_DROP
+    drop = _REQUEST_DROP_CLAIMS
     connection = incoming.get("Connection")
     if connection and connection.lower() not in ("keep-alive", "close", "upgrade"):
         drop = drop | {token.strip().lower() for token in connection.split(",")}
@@ -98,21 +134,19 @@ def upstream_headers(
                 if not value:
                     continue
         headers.add(key, value)
-    remote = request.remote or ""
-    previous = incoming.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{previous}, {remote}" if previous else remote
-    if "X-Forwarded-Proto" not in headers:
-        headers["X-Forwarded-Proto"] = request.scheme
-    if "X-Forwarded-Host" not in headers and request.host:
+    address, scheme = forwarding.client(request)
+    headers["X-Forwarded-For"] = address
+    headers["X-Forwarded-Proto"] = scheme
+    if request.host:
         headers["X-Forwarded-Host"] = request.host
     if secret is not None:
         headers[secret[0]] = secret[1]
     return headers
 
 
-_REQUEST_DROP_B = frozenset(name.encode() for name in _REQUEST_DROP)
-_HOP_BY_HOP_B = frozenset(name.encode() for name in _HOP_BY_HOP)
-_SESSION_COOKIE_B = SESSION_COOKIE.encode()
+_REQUEST_DROP_B = frozenset(name.encode() for name in _REQUEST_DROP_CLAIMS)
+_RESPONSE_DROP_B = frozenset(name.encode() for name in _RESPONSE_DROP)
+_SESSION_COOKIE_B = b"labspace-"  # in every labspace cookie's name
 _KEEP_TOKENS = (b"keep-alive", b"close", b"upgrade")
 
 
@@ -123,6 +157,7 @@ def upstream_head(
     *,
     workspace: bool,
     secret: tuple[bytes, bytes] | None = None,
+    forwarding: Forwarding = DIRECT,
 ) -> bytes:
     """The request head for the upstream, in bytes: what ``upstream_headers`` sends.
 
@@ -131,8 +166,7 @@ def upstream_head(
     drop = _REQUEST_DROP_B
     lines = [request.method.encode(), b" ", path_qs.encode("utf-8", "surrogateescape"),
              b" HTTP/1.1\r\n"]
-    forwarded_for = forwarded_proto = forwarded_host = has_host = False
-    previous_for = b""
+    has_host = False
     secret_name = secret[0].lower() if secret is not None else b""
     raw = request.raw_headers
     for name, value in raw:
@@ -140,13 +174,8 @@ def upstream_head(
             drop = drop | {token.strip().lower() for token in value.split(b",")}
     for name, value in raw:
         lower = name.lower()
-        if lower in drop:
+        if lower in drop or lower == secret_name:
             continue
-        if lower == b"x-forwarded-for":
-            if not forwarded_for:
-                previous_for = value
-                forwarded_for = True
-            continue  # set below, once
         if workspace:
             if lower == b"authorization":
                 continue
@@ -155,23 +184,15 @@ def upstream_head(
                     "utf-8", "surrogateescape")
                 if not value:
                     continue
-        if lower == secret_name:
-            continue
-        if lower == b"x-forwarded-proto":
-            forwarded_proto = True
-        elif lower == b"x-forwarded-host":
-            forwarded_host = True
-        elif lower == b"host":
+        if lower == b"host":
             has_host = True
         lines += (name, b": ", value, b"\r\n")
     if not has_host:
         lines += (b"Host: ", host, b"\r\n")
-    remote = (request.remote or "").encode()
-    lines += (b"X-Forwarded-For: ", previous_for + b", " + remote if previous_for else remote,
-              b"\r\n")
-    if not forwarded_proto:
-        lines += (b"X-Forwarded-Proto: ", request.scheme.encode(), b"\r\n")
-    if not forwarded_host and request.host:
+    address, scheme = forwarding.client(request)
+    lines += (b"X-Forwarded-For: ", address.encode(), b"\r\nX-Forwarded-Proto: ",
+              scheme.encode(), b"\r\n")
+    if request.host:
         lines += (b"X-Forwarded-Host: ", request.host.encode("utf-8", "surrogateescape"),
                   b"\r\n")
     if secret is not None:
@@ -213,6 +234,8 @@ async def forward_fast(
     target: tuple[str, int, bytes],
     head: bytes,
     read_timeout: float,
+    *,
+    workspace: bool = False,
 ) -> web.StreamResponse:
     """``forward_http`` for requests without a body, over the raw keep-alive pool."""
     host, port, _ = target
@@ -237,15 +260,18 @@ async def forward_fast(
         except BaseException:
             conn.close()
             raise
-        return await _relay(request, pool, conn, target, read_timeout)
+        return await _relay(request, pool, conn, target, read_timeout, workspace)
     raise AssertionError("not reached")
 
 
 async def _relay(request: web.BaseRequest, pool: UpstreamPool, conn: UpstreamProtocol,
-                 target: tuple[str, int, bytes], read_timeout: float) -> web.StreamResponse:
+                 target: tuple[str, int, bytes], read_timeout: float,
+                 workspace: bool) -> web.StreamResponse:
     response: web.StreamResponse | None = None
     try:
         headers_out = decode_headers(conn.headers, _response_drop(conn.headers))
+        if workspace:
+            headers_out = _filter_workspace_cookies(headers_out)
         reason = conn.reason.decode("utf-8", "surrogateescape") or None
         length = headers_out.get("Content-Length")
         if (length is not None and length.isdigit() and int(length) <= SMALL_BODY
@@ -291,14 +317,15 @@ def _response_drop(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
         if name.lower() == b"connection":
             lower = value.lower()
             if lower not in (b"keep-alive", b"close"):
-                return _HOP_BY_HOP_B | {token.strip().lower() for token in lower.split(b",")}
-    return _HOP_BY_HOP_B
+                return _RESPONSE_DROP_B | {token.strip().lower()
+                                           for token in lower.split(b",")}
+    return _RESPONSE_DROP_B
 
 
 def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     raw = upstream.headers
     connection = raw.get("Connection")
-    drop = _HOP_BY_HOP
+    drop = _RESPONSE_DROP
     if connection and connection.lower() not in ("keep-alive", "close"):
         drop = drop | {token.strip().lower() for token in connection.split(",")}
     headers: CIMultiDict[str] = CIMultiDict()
@@ -318,16 +345,23 @@ async def forward_http(
     base: str,
     path_qs: str,
     headers: CIMultiDict[str],
+    *,
+    workspace: bool = False,
+    request_body: AsyncIterable[bytes] | None = None,
 ) -> web.StreamResponse:
     """Send the request to ``base + path_qs`` and stream the answer back.
 
     Raises UpstreamUnavailable when the upstream could not be reached or failed before
     answering; after the answer has begun, failures just end the client's connection.
+    ``request_body``, when given, is sent instead of the request's own body (e.g. capped).
     """
-    upstream = await _send(request, session, upstream_url(base, path_qs), headers)
+    upstream = await _send(request, session, upstream_url(base, path_qs), headers,
+                           request_body)
     response: web.StreamResponse | None = None
     try:
         headers_out = _response_headers(upstream)
+        if workspace:
+            headers_out = _filter_workspace_cookies(headers_out)
         length = upstream.content_length
         if (length is not None and length <= SMALL_BODY and request.method != "HEAD"
                 and upstream.status not in _NO_BODY_STATUS):
@@ -364,15 +398,17 @@ async def forward_http(
 
 
 async def _send(
-    request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str]
+    request: web.Request, session: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str],
+    body: AsyncIterable[bytes] | None = None,
 ) -> aiohttp.ClientResponse:
+    """``body``: the request's body as it should be sent (default: as it comes)."""
     has_body = request.body_exists
     retried = False
     while True:
         try:
             return await session.request(
                 request.method, url, headers=headers,
-                data=request.content if has_body else None,
+                data=(request.content if body is None else body) if has_body else None,
                 allow_redirects=False,
             )
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:

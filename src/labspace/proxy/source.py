@@ -32,6 +32,8 @@ class RouteSource(Protocol):
         """The route for a workspace, or None when no such workspace exists."""
         ...
 
-    async def principal(self, token: str) -> Principal | None:
-        """The active user a session cookie value or API token belongs to, or None."""
+    async def principal(self, token_digest: str) -> Principal | None:
+        """The active user whose session or API token has this SHA-256 digest, or None.
+        (The proxy passes digests, never tokens: a workspace host's cookie carries only the
+        digest of the hub session it came from.)"""
         ...

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from labspace.proxy.connections import CLIENT_WEBSOCKET
 from labspace.proxy.forward import UpstreamUnavailable, upstream_url
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ async def forward_websocket(
     )
     try:
         await client.prepare(request)
+        request[CLIENT_WEBSOCKET] = client  # so a revocation can close it with a reason
         if open_sockets is not None:
             open_sockets.add(client)
         await _pump_both(client, upstream)

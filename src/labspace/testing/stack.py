@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,8 +74,35 @@ def remove_instance(instance: str, network: str) -> None:
     remove_network(network)
 
 
+class LocalBrowser(httpx.Client):
+    """An HTTP client that keeps cookies as a browser does on a local address: Secure ones
+    too, over plain HTTP (browsers treat localhost as secure; Python's cookie jar does not,
+    and httpx rebuilds its jar per request, so a policy cannot be slipped in). Paths and
+    expiry are ignored: enough for a test's few cookies."""
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        self.kept: dict[str, str] = {}
+        super().__init__(base_url=base_url, event_hooks={
+            "request": [self._send_cookies], "response": [self._keep_cookies]}, **kwargs)
+
+    def _send_cookies(self, request: httpx.Request) -> None:
+        if self.kept:
+            request.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.kept.items())
+
+    def _keep_cookies(self, response: httpx.Response) -> None:
+        for header in response.headers.get_list("set-cookie"):
+            name, _, rest = header.partition("=")
+            value = rest.split(";", 1)[0]
+            if "max-age=0" in header.lower().replace(" ", "") or not value.strip('"'):
+                self.kept.pop(name.strip(), None)
+            else:
+                self.kept[name.strip()] = value
+
+
 def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
-    """Log in as a browser does: fetch the form (its nonce and cookie), then post it."""
+    """Log in as a browser does: fetch the form (its nonce and cookie), then post it. Like a
+    browser, the client then sends its page's ``Origin`` with every request."""
+    client.headers["Origin"] = str(client.base_url).rstrip("/")
     form = client.get("/hub/login", headers={"Accept": "text/html"})
     match = re.search(r'name="_login" value="([^"]+)"', form.text)
     nonce = match.group(1) if match else ""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 
@@ -13,7 +14,7 @@ from labspace.errors import LabspaceError, NotFound, PermissionDenied
 from labspace.hub import Hub
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import digest, issue_token
-from labspace.state.models import Token
+from labspace.state.models import MAX_ID, Token
 from labspace.templates import TemplateSpec
 from labspace.templates.store import parse_template
 from labspace.web.deps import AdminDep, CallerDep, HubDep, visible_workspace
@@ -70,14 +71,18 @@ async def list_tokens(caller: CallerDep, hub: HubDep) -> list[TokenPublic]:
 
 
 @router.delete("/tokens/{token_id:int}", status_code=204)
-async def revoke_token_by_id(token_id: int, caller: CallerDep, hub: HubDep) -> Response:
+async def revoke_token_by_id(
+    token_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep
+) -> Response:
     """Revoke one of the caller's tokens or sessions (e.g. a lost laptop's)."""
     async with hub.db.session() as session:
-        result = await session.execute(
+        revoked = (await session.scalars(
             delete(Token).where(Token.id == token_id, Token.user_id == caller.user.id)
-        )
-    if not result.rowcount:  # type: ignore[attr-defined]
+            .returning(Token.digest)
+        )).all()
+    if not revoked:
         raise NotFound(f"you have no token {token_id}")
+    await hub.proxy.revoked(digests=revoked)  # its open connections end now
     return Response(status_code=204)
 
 
@@ -85,6 +90,7 @@ async def revoke_token_by_id(token_id: int, caller: CallerDep, hub: HubDep) -> R
 async def revoke_current_token(caller: CallerDep, hub: HubDep) -> Response:
     async with hub.db.session() as session:
         await session.execute(delete(Token).where(Token.digest == digest(caller.credential)))
+    await hub.proxy.revoked(digests=[digest(caller.credential)])
     return Response(status_code=204)
 
 
@@ -212,7 +218,7 @@ async def workspace_events(
     name: str,
     caller: CallerDep,
     hub: HubDep,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_ID),
     follow: bool = True,
 ) -> StreamingResponse:
     record = await visible_workspace(hub, caller, owner, name)

@@ -12,12 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labspace import __version__
 from labspace.config import Settings
 from labspace.errors import LabspaceError
 from labspace.hub import Hub, open_hub
+from labspace.hubedge import proxy_proof
 from labspace.runtime import Runtime
+from labspace.web.forwarded import TrustedForwarding
+from labspace.web.limits import BodyLimits
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +88,28 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
         return error_response(request, 422, f"invalid request: {problems}")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        # Starlette's own refusals (an unparsable body, a wrong method) in our error shape.
+        response = error_response(request, error.status_code, str(error.detail))
+        response.headers.update(error.headers or {})
+        return response
+
     @app.exception_handler(404)
     async def not_found(request: Request, _error: Exception) -> Response:
         return error_response(request, 404, "there is nothing at this address")
 
-    from labspace.web import api, login, pages
+    from labspace.web import api, login, open, pages
 
     app.include_router(api.router)
     app.include_router(login.router)
     app.include_router(pages.router)
+    app.include_router(open.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
+    # The last added runs first: find out who the client is, then keep its bodies in bounds.
+    app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),
+                       answer=error_response)
+    app.add_middleware(TrustedForwarding, proof=lambda: proxy_proof(settings.signing_key))
     return app
 
 
@@ -107,8 +123,7 @@ def run_hub(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        proxy_headers=False,  # TrustedForwarding believes only the proxy (web/forwarded.py)
         timeout_graceful_shutdown=5,
     )
 

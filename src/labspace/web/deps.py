@@ -11,7 +11,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from labspace.errors import NotAuthenticated, NotFound, PermissionDenied
 from labspace.hub import Hub
-from labspace.identity.tokens import SESSION_COOKIE, digest, resolve_token
+from labspace.identity.tokens import digest, resolve_token
+from labspace.origins import Origins
 from labspace.state.models import User
 from labspace.workspaces.store import WorkspaceRecord
 
@@ -45,7 +46,7 @@ def _credential(request: Request) -> tuple[str | None, bool]:
     scheme, _, value = header.partition(" ")
     if scheme.lower() in ("bearer", "token") and value:
         return value.strip(), False
-    return request.cookies.get(SESSION_COOKIE), True
+    return request.cookies.get(get_hub(request).settings.session_cookie), True
 
 
 async def optional_caller(request: Request) -> Caller | None:
@@ -78,10 +79,26 @@ def csrf_token(request: Request, caller: Caller) -> str:
     return serializer.dumps(digest(caller.credential)[:32])
 
 
+def check_origin(request: Request) -> None:
+    """A browser's change must come from a page of the hub's own origin. Browsers send
+    ``Origin`` with every non-GET request; a workspace host or another port of this host is
+    another origin, even where the cookie would be sent (same site)."""
+    settings = get_hub(request).settings
+    expected = Origins(settings.url, settings.apps_domain).own_origin(
+        request.headers.get("host", ""))
+    origin = request.headers.get("origin")
+    if origin is None or origin.lower() != expected:
+        raise PermissionDenied(
+            f"refused a change from another site or page ({origin or 'no Origin header'}); "
+            "use labspace's own pages, or an API token for scripts")
+
+
 async def check_csrf(request: Request, caller: Caller) -> None:
-    """Cookie-authenticated writes must prove they come from our own pages."""
+    """Cookie-authenticated writes must prove they come from our own pages: the right
+    ``Origin``, and a token only our pages know."""
     if request.method in SAFE_METHODS or not caller.via_cookie:
         return
+    check_origin(request)
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from labspace.errors import NotAuthenticated, TooManyAttempts
+from labspace.errors import NotAuthenticated, PermissionDenied, TooManyAttempts
 from labspace.hub import Hub
 from labspace.identity.authenticator import login, normalise
-from labspace.identity.tokens import SESSION_COOKIE, issue_token, revoke_token
-from labspace.web.deps import Caller, HubDep, optional_caller, user_caller
+from labspace.identity.tokens import digest, issue_token, revoke_token
+from labspace.web.deps import Caller, HubDep, check_origin, optional_caller, user_caller
 
 router = APIRouter(prefix="/hub")
 
@@ -38,6 +38,14 @@ def _login_form(request: Request, hub: Hub, status: int = 200, **context: Any) -
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, path="/hub/login", httponly=True,
                         samesite="strict", secure=hub.settings.secure_cookies)
     return response
+
+
+def _from_own_page(request: Request) -> bool:
+    try:
+        check_origin(request)
+    except PermissionDenied:
+        return False
+    return True
 
 
 def safe_next(target: str | None) -> str:
@@ -70,11 +78,14 @@ async def login_submit(
     login_nonce: Annotated[str, Form(alias=LOGIN_FIELD)] = "",
 ) -> Response:
     expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(expected.encode(), login_nonce.encode()):
+    if (not expected or not hmac.compare_digest(expected.encode(), login_nonce.encode())
+            or not _from_own_page(request)):
         return _login_form(
             request, hub, 403, next=safe_next(next), username=username,
             error="The login form expired or did not come from this site; please try again.",
         )
+    # The address the proxy saw (web/forwarded.py): a client cannot choose the one it is
+    # counted under. The rules (per pair, per account, per address): identity/throttle.py.
     key = (normalise(username), request.client.host if request.client else "")
     try:
         hub.login_throttle.check(*key)
@@ -93,8 +104,9 @@ async def login_submit(
                                   max_age=hub.settings.session_max_age)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.delete_cookie(LOGIN_COOKIE, path="/hub/login")
+    # Host-only (no Domain), so never sent to a workspace's host; __Host- named over HTTPS.
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=hub.settings.session_max_age, path="/",
+        hub.settings.session_cookie, token, max_age=hub.settings.session_max_age, path="/",
         httponly=True, samesite="lax", secure=hub.settings.secure_cookies,
     )
     return response
@@ -104,6 +116,8 @@ async def login_submit(
 async def logout(hub: HubDep, caller: Annotated[Caller, Depends(user_caller)]) -> Response:
     async with hub.db.session() as session:
         await revoke_token(session, caller.credential)
+    await hub.proxy.revoked(digests=[digest(caller.credential)])
     response = RedirectResponse("/hub/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(hub.settings.session_cookie, path="/",
+                           secure=hub.settings.secure_cookies)
     return response

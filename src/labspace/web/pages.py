@@ -7,6 +7,7 @@ handler depends on ``user_caller`` (CallerDep) or ``admin_caller`` (AdminDep), w
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from labspace.errors import InvalidInput, LabspaceError, NotFound
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import issue_token
 from labspace.names import NAME_PATTERN, validate_name
+from labspace.storage.mounts import homes_mount_problem
 from labspace.web import api
 from labspace.web.app import templates
 from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep, csrf_token, visible_workspace
@@ -27,9 +29,9 @@ from labspace.workspaces.states import SETTLED, TRANSIENT, State
 router = APIRouter(prefix="/hub", include_in_schema=False)
 
 # The HTML pattern attribute is anchored by the browser: drop our ^...$.
-HTML_NAME_PATTERN = NAME_PATTERN.removeprefix("^").removesuffix("$")
-NAME_HINT = ("1-30 lowercase letters, digits and dashes, starting with a letter and "
-             "not ending with a dash")
+HTML_NAME_PATTERN = "(?!.*--)" + NAME_PATTERN.removeprefix("^").removesuffix("$")
+NAME_HINT = ("1-30 lowercase letters, digits and dashes, starting with a letter, "
+             "not ending with a dash, without two dashes in a row")
 
 
 # -- rendering helpers -----------------------------------------------------------------------
@@ -210,9 +212,11 @@ async def _admin(
     specs = await hub.templates.list()
     records = await hub.store.list()
     rows = list(zip(await api.workspace_usage(hub, records), records, strict=True))
+    # Checked on each visit (one statvfs, off the event loop): a fixed mount clears it at once.
+    homes_warning = await asyncio.to_thread(homes_mount_problem, hub.settings.homes)
     return _render(
         request, "admin.html", caller, status, users=users, templates=specs, rows=rows,
-        error=error, created=created, form=form or {},
+        error=error, created=created, form=form or {}, homes_warning=homes_warning,
     )
 
 

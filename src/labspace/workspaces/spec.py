@@ -32,8 +32,10 @@ def base_url(owner: str, workspace: str) -> str:
     return f"/user/{owner}/{workspace}/"
 
 
-def container_name(instance: str, owner: str, workspace: str) -> str:
-    return f"labspace-{instance}-{owner}-{workspace}"
+def container_name(instance: str, ws: WorkspaceIdentity) -> str:
+    """Unique per workspace (its id), readable (owner and name): "alice-lab"/"thesis" and
+    "alice"/"lab-thesis" must not share a name, or one user could block another's start."""
+    return f"labspace-{instance}-{ws.id}-{ws.owner}-{ws.name}"
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
@@ -78,7 +80,7 @@ def build_container_spec(
     mounts = [Mount(source=str(home), target=values["home"])]
     mounts += [Mount(m.source, m.target, m.read_only) for m in template.mounts]
     return ContainerSpec(
-        name=container_name(instance, ws.owner, ws.name),
+        name=container_name(instance, ws),
         image=template.image,
         command=[_fill(part, values) for part in template.app.command],
         env=env,

@@ -1,0 +1,86 @@
+"""Which origin serves what: the hub's, and, with ``apps_domain``, one host per workspace.
+
+A browser lets a page use everything its origin owns: cookies sent with its requests, storage,
+service workers. Workspace content is whatever its owner put there (an extension, an HTML
+file), so it must never run on the hub's origin, where it could act as whoever is looking at
+it. With ``apps_domain`` set, each workspace gets its own host and so its own origin::
+
+    https://<workspace>--<owner>.<apps_domain>/user/<owner>/<workspace>/...
+
+The path keeps the ``/user/<owner>/<workspace>/`` prefix the app was started with, so turning
+``apps_domain`` on or off needs no workspace restart (JupyterHub's subdomain mode does the
+same). The label is injective: names never contain ``--`` nor start or end with a dash, so
+``<workspace>--<owner>`` splits back into exactly one pair, and it is at most 30 + 2 + 30 = 62
+characters (DNS allows 63). Labels of any other shape (three ``--`` parts, or a first part that
+starts with a digit) are left for the hosts of shared ports and instant-app claims.
+
+Stdlib only: the proxy imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+SEPARATOR = "--"
+# Served by the proxy on every workspace host: turns the hub's ticket into a host cookie.
+AUTH_PATH = "/_labspace/auth"
+
+
+def split_host(host: str) -> str:
+    """The host name of a Host header value, lower-cased, without its port."""
+    host = host.strip().lower()
+    if host.startswith("["):  # an IPv6 literal: [::1]:8000
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@dataclass(frozen=True)
+class Origins:
+    """The hub's origin and the workspace hosts, from ``public_url`` and ``apps_domain``."""
+
+    public_url: str
+    apps_domain: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.public_url).scheme or "http"
+
+    @property
+    def hub_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def _port_suffix(self) -> str:
+        port = urlsplit(self.public_url).port
+        return f":{port}" if port else ""
+
+    def workspace_host(self, owner: str, workspace: str) -> str:
+        if not self.apps_domain:
+            raise ValueError("workspace hosts need apps_domain")
+        return f"{workspace}{SEPARATOR}{owner}.{self.apps_domain}"
+
+    def workspace_origin(self, owner: str, workspace: str) -> str:
+        return f"{self.scheme}://{self.workspace_host(owner, workspace)}{self._port_suffix}"
+
+    def is_app_host(self, host: str) -> bool:
+        """True for any name under apps_domain (a Host header value, port allowed)."""
+        return bool(self.apps_domain) and split_host(host).endswith("." + str(self.apps_domain))
+
+    def workspace_of(self, host: str) -> tuple[str, str] | None:
+        """(owner, workspace) whose host this is, or None for any other host."""
+        if not self.is_app_host(host):
+            return None
+        label = split_host(host)[: -len(str(self.apps_domain)) - 1]
+        parts = label.split(SEPARATOR)
+        if len(parts) != 2 or not all(parts) or "." in label or label[0].isdigit():
+            return None
+        workspace, owner = parts
+        if workspace.endswith("-") or owner.startswith("-"):
+            return None  # "a---b": the separator is ambiguous; no valid name pair makes it
+        return owner, workspace
+
+    def own_origin(self, host: str) -> str:
+        """The origin a request to ``host`` (a Host header value) was made to."""
+        return f"{self.scheme}://{host.strip().lower()}"

@@ -1,0 +1,54 @@
+"""The proxy's control socket: how the hub tells it that credentials were revoked.
+
+A Unix socket in the data directory (no access for group or others, so only labspace's own
+account can use it), never the public port. ``POST /revoke`` with
+``{"digests": [...], "users": [...]}`` makes the proxy forget those credentials and close every
+connection they let through; it answers with how many it closed. The hub's side:
+labspace.identity.revocation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+Revoke = Callable[[list[str], list[str]], int]
+
+
+def control_app(revoke: Revoke) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            digests = [str(d) for d in body.get("digests", [])]
+            users = [str(u) for u in body.get("users", [])]
+        except (ValueError, AttributeError, TypeError):
+            return web.json_response({"error": "expected {digests: [...], users: [...]}"},
+                                     status=400)
+        return web.json_response({"closed": revoke(digests, users)})
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/revoke", handle)
+    return app
+
+
+async def start_control(revoke: Revoke, path: Path) -> web.AppRunner:
+    """Serve the control app on the Unix socket ``path`` (replacing a stale one)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # noqa: ASYNC240 - one unlink of a local socket at start-up
+    runner = web.AppRunner(control_app(revoke), access_log=None)
+    await runner.setup()
+    old_umask = os.umask(0o077)  # created owner-only, with no window of wider access
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(old_umask)
+    log.info("control socket at %s", path)
+    return runner
