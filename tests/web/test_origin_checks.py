@@ -78,12 +78,12 @@ def test_the_hub_hands_out_tickets_for_workspace_hosts(apps_stack: Stack) -> Non
 async def test_disabling_an_admin_closes_her_websocket_into_another_workspace(
         stack: Stack, people: dict[str, Person]) -> None:
     alice = people["alice"]
-    ensure_running(alice, "analysis")
+    ensure_running(alice, "watched")
     with stack.client() as api:
         made = api.post("/hub/api/users", json={"name": "temp-admin", "admin": True})
         assert made.status_code == 201, made.text
         token = api.post("/hub/api/users/temp-admin/tokens", json={}).json()["token"]
-    url = f"{stack.url}/user/alice/analysis/{EVENTS}"
+    url = f"{stack.url}/user/alice/watched/{EVENTS}"
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(url, headers={"Authorization": f"Bearer {token}"})
         mine = await session.ws_connect(url, headers={"Authorization": f"Bearer {alice.token}"})
