@@ -301,9 +301,9 @@ class Proxy:
                 return pages.no_such_workspace(request, name)
             if route.state != "running" or not route.target:
                 return pages.not_running(request, owner, name, route.state)
+            self.connections.add(request, caller)  # until it ends, revocation can end it
             try:
-                with self.connections.holding(request, caller):
-                    return await self._forward(request, route, path, tail, websocket)
+                return await self._forward(request, route, path, tail, websocket)
             except UpstreamUnavailable as exc:
                 if exc.connect_failed and attempt == 1:
                     # The workspace may have moved or stopped: ask the source again, once.
@@ -311,6 +311,8 @@ class Proxy:
                     continue
                 log.info("workspace %s/%s not answering: %s", owner, name, exc)
                 return pages.upstream_down(request)
+            finally:
+                self.connections.discard(request)
         return pages.upstream_down(request)  # not reached
 
     async def _forward(self, request: web.Request, route: Route, path: str, tail: str,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -36,13 +35,11 @@ class OpenConnections:
     def __len__(self) -> int:
         return len(self._open)
 
-    @contextmanager
-    def holding(self, request: web.BaseRequest, caller: Caller) -> Iterator[None]:
+    def add(self, request: web.BaseRequest, caller: Caller) -> None:
         self._open[id(request)] = (request, caller)
-        try:
-            yield
-        finally:
-            self._open.pop(id(request), None)
+
+    def discard(self, request: web.BaseRequest) -> None:
+        self._open.pop(id(request), None)
 
     def revoke(self, digests: Iterable[str] = (), users: Iterable[str] = ()) -> int:
         """Close every connection of these credentials or users; returns how many."""
