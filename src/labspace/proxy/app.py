@@ -30,7 +30,7 @@ from aiohttp import web
 
 from labspace.config import Settings
 from labspace.hubedge import PROXY_HEADER, proxy_proof
-from labspace.identity.credentials import MAX_TOKEN_LENGTH, digest
+from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
 from labspace.proxy import gate, pages
@@ -337,7 +337,8 @@ class Proxy:
                                   workspace=True)
 
     def _session_digests(self, request: web.BaseRequest) -> list[str]:
-        return [digest(value) for value in gate.cookie_values(request, self.session_cookie)
+        return [gate.token_digest(value)
+                for value in gate.cookie_values(request, self.session_cookie)
                 if len(value) <= MAX_TOKEN_LENGTH]
 
     async def _caller(self, request: web.BaseRequest,

@@ -9,6 +9,7 @@ an ``Authorization`` header is never sent by a browser on its own, so it needs n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
@@ -33,6 +34,10 @@ class Caller:
         return self.user == owner or self.is_admin
 
 
+# Every request hashes its credential to look it up: remember the last few thousand.
+token_digest = functools.lru_cache(maxsize=4096)(digest)
+
+
 def bearer_digest(request: web.BaseRequest) -> str | None:
     """The digest of an ``Authorization: Bearer|token <token>`` header's token, if any."""
     header = request.headers.get("Authorization")
@@ -42,7 +47,7 @@ def bearer_digest(request: web.BaseRequest) -> str | None:
     value = value.strip()
     if not value or len(value) > MAX_TOKEN_LENGTH or scheme.lower() not in ("bearer", "token"):
         return None
-    return digest(value)
+    return token_digest(value)
 
 
 def cookie_values(request: web.BaseRequest, name: str) -> list[str]:
