@@ -63,15 +63,20 @@ async def test_round_trip(docker_runtime: DockerRuntime, base_image: str, make_s
         env={"GREETING": "hello there"},
         labels=mine,
         hostname="roundtrip",
+        ports=[8888, 2222],
     )
     created = await docker_runtime.create(spec)
     assert created.status == "created"
+    assert created.endpoints == {}  # reachable only while running
     assert created.name == spec.name
     assert created.labels[("org.labspace.test-case")] == mine["org.labspace.test-case"]
     assert created.ip_address is None
 
     started = await docker_runtime.start(created.id)
     assert started.running and started.ip_address and started.started_at
+    # Where each port is reachable is the runtime's answer, not something callers build.
+    ip = started.ip_address
+    assert started.endpoints == {8888: f"http://{ip}:8888", 2222: f"http://{ip}:2222"}
     log_config = json.loads(subprocess.run(
         ["docker", "inspect", "-f", "{{json .HostConfig.LogConfig}}", created.id],
         capture_output=True, text=True, check=True).stdout)
@@ -83,6 +88,7 @@ async def test_round_trip(docker_runtime: DockerRuntime, base_image: str, make_s
     listed = await docker_runtime.list(mine)
     assert [info.id for info in listed] == [created.id]
     assert listed[0].running and listed[0].ip_address == started.ip_address
+    assert listed[0].endpoints == started.endpoints
 
     for _ in range(50):
         logs = await docker_runtime.logs(created.id, tail=10)

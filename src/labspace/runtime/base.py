@@ -55,7 +55,8 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class ContainerInfo:
-    """What the engine reports of one container."""
+    """What the engine reports of one container: where it was placed and where it is
+    reachable, so callers never build an address from a backend's internals."""
 
     id: str
     name: str
@@ -65,6 +66,11 @@ class ContainerInfo:
     exit_code: int | None = None
     started_at: str | None = None
     error: str | None = None
+    # While running: each port of ContainerSpec.ports -> the base URL that reaches it from
+    # labspace's proxy ("http://172.18.0.5:8888" on one Docker host; another backend may
+    # answer with a node's address or a service VIP).
+    endpoints: dict[int, str] = field(default_factory=dict)
+    node: str = ""  # where the backend placed it ("" on a single engine)
 
     @property
     def running(self) -> bool:

@@ -28,7 +28,7 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -105,20 +105,36 @@ def _ip(networks: dict[str, Any] | None, preferred: str | None) -> str | None:
     return (net or {}).get("IPAddress") or None
 
 
+def _endpoints(ip: str | None, ports: Iterable[int]) -> dict[int, str]:
+    """On one Docker host the proxy reaches a container's port on its bridge address."""
+    return {port: f"http://{ip}:{port}" for port in ports} if ip else {}
+
+
+def _exposed(config: dict[str, Any]) -> list[int]:
+    ports = []
+    for key in (config.get("ExposedPorts") or {}):
+        number, _, protocol = key.partition("/")
+        if number.isdigit() and protocol in ("", "tcp"):
+            ports.append(int(number))
+    return ports
+
+
 def _info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
     state = data.get("State") or {}
     status = state.get("Status", "unknown")
     mode = (data.get("HostConfig") or {}).get("NetworkMode")
     ip = _ip((data.get("NetworkSettings") or {}).get("Networks"), mode)
+    running_ip = ip if status == "running" else None
     return ContainerInfo(
         id=data["Id"],
         name=data.get("Name", "").lstrip("/"),
         status=status,
         labels=(data.get("Config") or {}).get("Labels") or {},
-        ip_address=ip if status == "running" else None,
+        ip_address=running_ip,
         exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
         started_at=state.get("StartedAt") if status != "created" else None,
         error=state.get("Error") or None,
+        endpoints=_endpoints(running_ip, _exposed(data.get("Config") or {})),
     )
 
 
@@ -128,13 +144,17 @@ def _info_from_summary(data: dict[str, Any]) -> ContainerInfo:
     mode = (data.get("HostConfig") or {}).get("NetworkMode")
     ip = _ip((data.get("NetworkSettings") or {}).get("Networks"), mode)
     names = data.get("Names") or [""]
+    running_ip = ip if status == "running" else None
+    ports = {p["PrivatePort"] for p in data.get("Ports") or []
+             if p.get("Type", "tcp") == "tcp" and isinstance(p.get("PrivatePort"), int)}
     return ContainerInfo(
         id=data["Id"],
         name=names[0].lstrip("/"),
         status=status,
         labels=data.get("Labels") or {},
-        ip_address=ip if status == "running" else None,
+        ip_address=running_ip,
         exit_code=_status_exit_code(data.get("Status", "")) if status == "exited" else None,
+        endpoints=_endpoints(running_ip, sorted(ports)),
     )
 
 

@@ -1,5 +1,7 @@
-"""Helpers shared by the test suite and the benchmarks: a real labspace on free ports."""
+"""Helpers shared by the test suite and the benchmarks: a real labspace on free ports, and
+an in-memory runtime for the lifecycle logic."""
 
+from labspace.testing.fakeruntime import FakeRuntime
 from labspace.testing.stack import (
     LocalBrowser,
     Stack,
@@ -10,6 +12,7 @@ from labspace.testing.stack import (
 )
 
 __all__ = [
+    "FakeRuntime",
     "LocalBrowser",
     "Stack",
     "free_port",

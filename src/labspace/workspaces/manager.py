@@ -171,10 +171,15 @@ class WorkspaceManager:
             if not container.running:
                 container = await self.runtime.start(container.id)
                 await self.store.note(record, "container started")
-        if not container.ip_address:
-            raise StartFailed("the container has no network address",
-                              logs=await self._logs(container.id))
-        target = f"http://{container.ip_address}:{template.app.port}"
+        if not container.running:
+            raise StartFailed(f"the container exited (code {container.exit_code}) before its "
+                              "app answered", logs=await self._logs(container.id))
+        # Where the backend says the app's port is reachable: never built here, so another
+        # backend (a swarm node, a service address) fits without the manager knowing it.
+        target = container.endpoints.get(template.app.port)
+        if not target:
+            raise StartFailed(f"the container's port {template.app.port} is not reachable "
+                              "(no network address)", logs=await self._logs(container.id))
         await self._wait_healthy(record, template, target, container.id)
         await self.store.transition(record.id, State.RUNNING, "ready", target=target,
                                     container_id=container.id)

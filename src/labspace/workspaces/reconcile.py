@@ -85,13 +85,10 @@ async def _reconcile_one(
             await store.transition(record.id, State.FAILED if gone else State.STOPPED, reason,
                                    target=None, container_id=None if gone else record.container_id)
             report.marked.append(label)
-        elif running.ip_address and record.target and (
-            urlsplit(record.target).hostname != running.ip_address
-        ):
-            port = urlsplit(record.target).port
+        elif record.target and _moved(record.target, running):
+            target = running.endpoints[urlsplit(record.target).port or 80]
             await store.transition(record.id, State.RUNNING, "address refreshed",
-                                   target=f"http://{running.ip_address}:{port}",
-                                   container_id=running.id)
+                                   target=target, container_id=running.id)
             report.adopted.append(label)
         else:
             report.adopted.append(label)
@@ -107,6 +104,13 @@ async def _reconcile_one(
     elif running is not None:  # stopped or failed in the database, yet running
         await runtime.stop(running.id, manager.settings.stop_timeout)
         report.marked.append(label)
+
+
+def _moved(target: str, running: ContainerInfo) -> bool:
+    """Whether the running container now answers the recorded port somewhere else (the
+    engine gave it a new address, e.g. after a daemon restart)."""
+    endpoint = running.endpoints.get(urlsplit(target).port or 80)
+    return endpoint is not None and endpoint != target
 
 
 async def reconcile_forever(manager: WorkspaceManager, interval: float) -> None:

@@ -1,0 +1,179 @@
+"""An in-memory Runtime for tests of the lifecycle logic (manager, reconcile, API states).
+
+Each "container" that runs gets a tiny HTTP server on loopback that answers every path with
+200, so the manager's health check, the endpoints it records and the proxy's forwarding work
+for real, in milliseconds. Failures the real engine cannot produce on demand are switches,
+named for what they inject:
+
+- ``start_delay``: every start takes this long (a slow image, a busy engine);
+- ``crash_after_start``: the app exits with code 1 right after starting, leaving log lines;
+- ``never_healthy``: the container runs but its app never answers;
+- ``engine_down``: every call fails as a stopped Docker daemon does.
+
+The Docker tests stay for what only the engine can show (limits, mounts, isolation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import itertools
+from dataclasses import dataclass, field, replace
+
+from aiohttp import web
+
+from labspace.errors import Conflict, NotFound, RuntimeFailure
+from labspace.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, ExecResult
+
+ENGINE_DOWN = "cannot reach the container engine: it is not running (fake)"
+DEAF_PORT = 9  # "discard": nothing listens on loopback there, so connections are refused
+
+
+@dataclass
+class _Container:
+    info: ContainerInfo
+    spec: ContainerSpec
+    logs: list[str] = field(default_factory=list)
+    server: web.AppRunner | None = None
+
+
+class FakeRuntime:
+    """Implements labspace.runtime.Runtime in memory; see the module docstring."""
+
+    def __init__(self, *, start_delay: float = 0.0, crash_after_start: bool = False,
+                 never_healthy: bool = False, engine_down: bool = False) -> None:
+        self.start_delay = start_delay
+        self.crash_after_start = crash_after_start
+        self.never_healthy = never_healthy
+        self.engine_down = engine_down
+        self.containers: dict[str, _Container] = {}
+        self.calls: list[str] = []  # the operations asked for, in order
+        self._ids = itertools.count(1)
+
+    def _engine(self, operation: str) -> None:
+        self.calls.append(operation)
+        if self.engine_down:
+            raise RuntimeFailure(ENGINE_DOWN)
+
+    def _get(self, container_id: str) -> _Container:
+        for container in self.containers.values():
+            if container_id in (container.info.id, container.info.name):
+                return container
+        raise NotFound(f"no container {container_id}")
+
+    # -- the Runtime protocol ------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        self._engine("create")
+        if any(c.info.name == spec.name for c in self.containers.values()):
+            raise Conflict(f"a container named {spec.name} exists already")
+        container_id = f"fake{next(self._ids):08d}"
+        info = ContainerInfo(id=container_id, name=spec.name, status="created",
+                             labels=dict(spec.labels))
+        self.containers[container_id] = _Container(info, spec)
+        return info
+
+    async def start(self, container_id: str) -> ContainerInfo:
+        self._engine("start")
+        container = self._get(container_id)
+        if container.info.running:
+            return container.info
+        if self.start_delay:
+            await asyncio.sleep(self.start_delay)
+        if self.crash_after_start:
+            container.logs += ["starting the app", "Traceback: the app crashed (fake)"]
+            container.info = replace(container.info, status="exited", exit_code=1,
+                                     started_at="now")
+            return container.info
+        if self.never_healthy:
+            port = DEAF_PORT  # the container runs, but nothing answers there
+        else:
+            container.server, port = await _serve_ok()
+            container.logs.append("the app is listening")
+        container.info = replace(
+            container.info, status="running", exit_code=None, ip_address="127.0.0.1",
+            started_at="now",
+            endpoints={p: f"http://127.0.0.1:{port}" for p in container.spec.ports})
+        return container.info
+
+    async def stop(self, container_id: str, timeout: float = 10.0) -> None:
+        self._engine("stop")
+        container = self._get(container_id)
+        await _stop_server(container)
+        if container.info.running:
+            container.info = replace(container.info, status="exited", exit_code=0,
+                                     ip_address=None, endpoints={})
+
+    async def remove(self, container_id: str) -> None:
+        self._engine("remove")
+        try:
+            container = self._get(container_id)
+        except NotFound:
+            return  # removal is idempotent
+        await _stop_server(container)
+        del self.containers[container.info.id]
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        self._engine("inspect")
+        try:
+            return self._get(container_id).info
+        except NotFound:
+            return None
+
+    async def list(self, labels: dict[str, str]) -> builtins.list[ContainerInfo]:
+        self._engine("list")
+        return [c.info for c in self.containers.values()
+                if all(c.info.labels.get(k) == v for k, v in labels.items())]
+
+    async def logs(self, container_id: str, tail: int = 50) -> str:
+        self._engine("logs")
+        return "\n".join(self._get(container_id).logs[-tail:])
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        self._engine("stats")
+        container = self._get(container_id)
+        return ContainerStats(cpu_percent=0.0, memory_bytes=1024 * 1024,
+                              memory_limit_bytes=container.spec.limits.memory_bytes)
+
+    async def exec(self, container_id: str, command: builtins.list[str],
+                   user: str | None = None) -> ExecResult:
+        self._engine("exec")
+        self._get(container_id)
+        return ExecResult(exit_code=127, output="exec is not simulated by the fake runtime")
+
+    async def ensure_network(self, name: str,
+                             host_ports: builtins.list[int] | None = None) -> None:
+        self._engine("ensure_network")
+
+    async def close(self) -> None:
+        """Stops the fake apps; the containers stay, as a real engine's do."""
+        for container in self.containers.values():
+            await _stop_server(container)
+
+    # -- what a test does to the engine behind labspace's back --------------------------
+
+    async def kill(self, container_id: str) -> None:
+        """The container dies (an OOM kill, a crash): exited, its app gone."""
+        container = self._get(container_id)
+        await _stop_server(container)
+        container.info = replace(container.info, status="exited", exit_code=137,
+                                 ip_address=None, endpoints={})
+
+
+async def _serve_ok() -> tuple[web.AppRunner, int]:
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response({"fake": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+async def _stop_server(container: _Container) -> None:
+    if container.server is not None:
+        server, container.server = container.server, None
+        await server.cleanup()
