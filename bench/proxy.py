@@ -270,8 +270,10 @@ class Target:
     baseline_pid: int = 0
 
 
-def tiny_target(stack: contextlib.ExitStack, baseline_src: str) -> Target:
-    """The tiny aiohttp upstream and the proxy (StaticRouteSource), as separate processes."""
+def tiny_target(stack: contextlib.ExitStack, baseline_src: str,
+                baseline_env: dict[str, str] | None = None) -> Target:
+    """The tiny aiohttp upstream and the proxy (StaticRouteSource), as separate processes;
+    the baseline proxy runs from ``baseline_src`` (default: this tree) with ``baseline_env``."""
     up_port, proxy_port, hub_port = free_port(), free_port(), free_port()
     src = str(HERE.parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": src}
@@ -288,11 +290,13 @@ def tiny_target(stack: contextlib.ExitStack, baseline_src: str) -> Target:
         f"http://127.0.0.1:{up_port}{WS_PATH}", f"http://127.0.0.1:{proxy_port}{WS_PATH}",
         "echo", proxy.pid,
     )
-    if baseline_src:
+    if baseline_src or baseline_env:
         port = free_port()
+        baseline_src = baseline_src or src
         baseline = subprocess.Popen(
             [sys.executable, str(HERE), "_proxy", str(port), str(up_port), str(hub_port),
-             baseline_src], env={**os.environ, "PYTHONPATH": baseline_src})
+             baseline_src],
+            env={**os.environ, **(baseline_env or {}), "PYTHONPATH": baseline_src})
         stack.callback(_stop, baseline)
         wait_listening(port, baseline)
         target.baseline_url = f"http://127.0.0.1:{port}{PATH}"
@@ -406,7 +410,12 @@ def main() -> int:
     parser.add_argument("--baseline-src", default="",
                         help="also run a proxy from this source tree (e.g. a git worktree's "
                         "src/ of an older commit) and alternate it with the others")
+    parser.add_argument("--baseline-library-path", action="store_true",
+                        help="(--app tiny) the baseline proxy forwards everything through "
+                        "aiohttp's client (LABSPACE_PROXY_FAST_PATH=0)")
     args = parser.parse_args()
+    if args.baseline_library_path and args.app != "tiny":
+        parser.error("--baseline-library-path needs --app tiny")
     args.ws_messages = min(args.ws_messages, 100_000)
     args.seconds = min(args.seconds, 600)
     args.rounds = max(1, min(args.rounds, 20))
@@ -416,7 +425,8 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         if args.app == "tiny":
-            target = tiny_target(stack, args.baseline_src)
+            env = {"LABSPACE_PROXY_FAST_PATH": "0"} if args.baseline_library_path else None
+            target = tiny_target(stack, args.baseline_src, env)
         else:
             target = jupyter_target(stack, args.jupyter_path, args.baseline_src)
         baseline_url = target.baseline_url

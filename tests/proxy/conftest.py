@@ -229,10 +229,12 @@ async def make_proxy(proxy_data_dir: Path) -> AsyncIterator[ProxyFactory]:
     runners: list[web.AppRunner] = []
     data_dir = proxy_data_dir
 
-    async def make(source: StaticRouteSource, hub_port: int, **overrides: Any) -> str:
+    async def make(source: StaticRouteSource, hub_port: int, *, fast_path: bool | None = None,
+                   **overrides: Any) -> str:
         settings = load_settings(data_dir=data_dir, hub_host="127.0.0.1", hub_port=hub_port,
                                  **overrides)
-        runner = await start_proxy(create_app(settings, source), "127.0.0.1", 0)
+        app = create_app(settings, source, fast_path=fast_path)
+        runner = await start_proxy(app, "127.0.0.1", 0)
         runners.append(runner)
         return f"http://127.0.0.1:{runner.addresses[0][1]}"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import signal
 from collections.abc import AsyncIterator
@@ -45,8 +46,6 @@ from labspace.proxy.forward import (
     fast_target,
     forward_fast,
     forward_http,
-    upstream_head,
-    upstream_headers,
 )
 from labspace.proxy.forwarded import Forwarding
 from labspace.proxy.guard import (
@@ -59,6 +58,7 @@ from labspace.proxy.guard import (
     mark_authenticated,
     still_counted,
 )
+from labspace.proxy.headers import InvalidHeader, secret_field, upstream_head, upstream_headers
 from labspace.proxy.source import Route, RouteSource
 from labspace.proxy.upstream import UpstreamPool
 from labspace.proxy.websocket import forward_websocket
@@ -88,8 +88,9 @@ class Proxy:
     """The request handler and its shared state (one client session, the route cache)."""
 
     def __init__(self, settings: Settings, source: RouteSource,
-                 sock_read_timeout: float = SOCK_READ_TIMEOUT) -> None:
+                 sock_read_timeout: float = SOCK_READ_TIMEOUT, fast_path: bool = True) -> None:
         self.hub = settings.hub_address
+        self.fast_path = fast_path
         # Who the client is (forwarded.py), and the proof of forwarding only the hub gets.
         self.forwarding = Forwarding.from_settings(settings)
         self.hub_proof = (PROXY_HEADER, proxy_proof(settings.signing_key))
@@ -174,7 +175,7 @@ class Proxy:
             await self._uncount_if_logged_in(request)
         body: CappedBody | None = None
         try:
-            if not websocket and can_go_fast(request):
+            if self.fast_path and not websocket and can_go_fast(request):
                 target = fast_target(self.hub)
                 if target is not None:
                     head = upstream_head(request, path, target[2], workspace=False,
@@ -183,7 +184,7 @@ class Proxy:
                     return await forward_fast(request, self.pool, target, head,
                                               self.sock_read_timeout)
             headers = upstream_headers(request, workspace=False, websocket=websocket,
-                                       secret=self.hub_proof, forwarding=self.forwarding)
+                                       secret=self._hub_proof_bytes, forwarding=self.forwarding)
             if websocket:
                 return await forward_websocket(request, self.session, self.hub, path, headers,
                                                self.websockets)
@@ -318,16 +319,25 @@ class Proxy:
     async def _forward(self, request: web.Request, route: Route, path: str, tail: str,
                        websocket: bool) -> web.StreamResponse:
         assert route.target is not None
+        try:
+            secret = secret_field(route.secret_header, route.secret_value) if (
+                route.secret_value) else None
+        except InvalidHeader as exc:
+            # Refused on every path: a CR/LF would write headers of the template's choosing.
+            log.error("workspace %s/%s not forwarded: its template's secret header is "
+                      "invalid (%s)", route.owner, route.workspace, exc)
+            return pages.error(request, 502, "The workspace is misconfigured",
+                               "this workspace's template has an invalid secret header; "
+                               "an administrator must fix the template.")
         if route.strip_prefix:
             path = tail if tail.startswith("/") else "/" + tail
-        if not websocket and can_go_fast(request):
+        if self.fast_path and not websocket and can_go_fast(request):
             target = fast_target(route.target)
             if target is not None:
-                head = upstream_head(request, path, target[2], workspace=True,
-                                     secret=_secret_bytes(route), forwarding=self.forwarding)
+                head = upstream_head(request, path, target[2], workspace=True, secret=secret,
+                                     forwarding=self.forwarding)
                 return await forward_fast(request, self.pool, target, head,
                                           self.sock_read_timeout, workspace=True)
-        secret = (route.secret_header, route.secret_value) if route.secret_value else None
         headers = upstream_headers(request, workspace=True, secret=secret, websocket=websocket,
                                    forwarding=self.forwarding)
         if websocket:
@@ -358,21 +368,6 @@ class Proxy:
         return None
 
 
-_secrets: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-
-
-def _secret_bytes(route: Route) -> tuple[bytes, bytes] | None:
-    if not route.secret_value:
-        return None
-    key = (route.secret_header, route.secret_value)
-    secret = _secrets.get(key)
-    if secret is None:
-        if len(_secrets) > 10_000:
-            _secrets.clear()
-        secret = _secrets[key] = (key[0].encode(), key[1].encode())
-    return secret
-
-
 def _is_websocket(request: web.BaseRequest) -> bool:
     return (request.method == "GET"
             and request.headers.get("Upgrade", "").lower() == "websocket")
@@ -401,10 +396,15 @@ def create_app(settings: Settings, source: RouteSource, *,
                sock_read_timeout: float = SOCK_READ_TIMEOUT,
                header_timeout: float = HEADER_TIMEOUT,
                keepalive_timeout: float = KEEPALIVE_TIMEOUT,
-               max_unauthenticated: int = MAX_UNAUTHENTICATED) -> web.Application:
+               max_unauthenticated: int = MAX_UNAUTHENTICATED,
+               fast_path: bool | None = None) -> web.Application:
     """The proxy as an aiohttp application; serve it with start_proxy, which adds the
-    connection guard (guard.py) with these limits; another AppRunner serves it without."""
-    proxy = Proxy(settings, source, sock_read_timeout)
+    connection guard (guard.py) with these limits; another AppRunner serves it without.
+
+    ``fast_path`` None: LABSPACE_PROXY_FAST_PATH=0 turns the raw fast path off (benchmarks)."""
+    if fast_path is None:
+        fast_path = os.environ.get("LABSPACE_PROXY_FAST_PATH", "1") != "0"
+    proxy = Proxy(settings, source, sock_read_timeout, fast_path)
     app = web.Application(handler_args={**HANDLER_ARGS, "keepalive_timeout": keepalive_timeout})
     app[PROXY_KEY] = proxy
     app[GUARD_KEY] = GuardLimits(header_timeout, max_unauthenticated)

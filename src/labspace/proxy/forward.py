@@ -1,5 +1,10 @@
 """HTTP forwarding: stream a request to an upstream and its answer back (WebSockets: websocket.py).
 
+Two paths, held to the same tests (tests/proxy/test_forwarding.py): requests without a body
+(not HEAD) go over the raw keep-alive pool of upstream.py (``forward_fast``), the rest through
+aiohttp's client (``forward_http``); both take their header rules from headers.py. The fast
+path stays because it is measurably cheaper (docs/performance.md, "Fast path or one path").
+
 Nothing here buffers a whole body (except small responses that declare a Content-Length),
 decompresses, or outlives the client: the server runs with handler cancellation, so a client
 that leaves cancels the upstream request, whose connection is then closed.
@@ -16,37 +21,20 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from labspace.proxy.forwarded import CLIENT_CLAIMS, DIRECT, Forwarding
-from labspace.proxy.upstream import (
-    UpstreamFailed,
-    UpstreamPool,
-    UpstreamProtocol,
-    close_client,
-    decode_headers,
-)
+from labspace.proxy.headers import response_headers
+from labspace.proxy.upstream import UpstreamFailed, UpstreamPool, UpstreamProtocol, close_client
 
 log = logging.getLogger(__name__)
 
 
-# Hop-by-hop headers (RFC 9110 7.6.1) plus what a proxy must set itself.
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
-_REQUEST_DROP = _HOP_BY_HOP | {"expect"}
-# ... and what a client claims about itself: the proxy says who the client is.
-_REQUEST_DROP_CLAIMS = _REQUEST_DROP | CLIENT_CLAIMS
-_WS_HANDSHAKE = frozenset({
-    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-    "sec-websocket-protocol", "sec-websocket-accept",
-})
-# Never passed on from an upstream: a workspace must not widen a service worker's scope.
-_RESPONSE_DROP = _HOP_BY_HOP | {"service-worker-allowed"}
-# Cookies only labspace sets (the hub's session, a workspace host's login).
-_OWN_COOKIE_PREFIXES = ("labspace-", "__host-labspace-", "__secure-labspace-")
 # Responses at most this big that declare their length are read whole and sent in one write.
 SMALL_BODY = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
+# Requests sent again, once, when a reused upstream connection closed without answering
+# (RFC 9112 9.3.1 allows it for idempotent methods only). Only the safe ones: a DELETE or PUT
+# the upstream did carry out before hanging up would answer 404/409 the second time, for a
+# change that succeeded; the client is better placed to decide.
+RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class UpstreamUnavailable(Exception):
@@ -59,146 +47,6 @@ class UpstreamUnavailable(Exception):
     def __init__(self, message: str, *, connect_failed: bool) -> None:
         super().__init__(message)
         self.connect_failed = connect_failed
-
-
-def _own_cookie(name: str) -> bool:
-    return name.strip().lower().startswith(_OWN_COOKIE_PREFIXES)
-
-
-def strip_cookie(value: str) -> str:
-    """The Cookie header ``value`` without labspace's own cookies (a workspace must never see
-    its visitor's credentials); the app's cookies untouched."""
-    if "labspace-" not in value:
-        return value
-    kept = [
-        part.strip() for part in value.split(";")
-        if part.strip() and not _own_cookie(part.split("=", 1)[0])
-    ]
-    return "; ".join(kept)
-
-
-def workspace_may_set(set_cookie: str) -> bool:
-    """Whether a workspace's ``Set-Cookie`` passes: never one of labspace's own cookies, and
-    never one for other hosts (a Domain attribute would reach the hub or other workspaces)."""
-    name = set_cookie.split("=", 1)[0]
-    if _own_cookie(name):
-        return False
-    attributes = set_cookie.split(";")[1:]
-    return not any(attr.split("=", 1)[0].strip().lower() == "domain" for attr in attributes)
-
-
-def _filter_workspace_cookies(headers: CIMultiDict[str]) -> CIMultiDict[str]:
-    if "Set-Cookie" not in headers:
-        return headers
-    kept: CIMultiDict[str] = CIMultiDict()
-    for key, value in headers.items():
-        if key.lower() == "set-cookie" and not workspace_may_set(value):
-            log.info("dropped a workspace's Set-Cookie for %r", value.split("=", 1)[0][:60])
-            continue
-        kept.add(key, value)
-    return kept
-
-
-def upstream_headers(
-    request: web.BaseRequest,
-    *,
-    workspace: bool,
-    secret: tuple[str, str] | None = None,
-    websocket: bool = False,
-    forwarding: Forwarding = DIRECT,
-) -> CIMultiDict[str]:
-    """The headers to send upstream.
-
-    For a workspace (``workspace=True``) the labspace session cookie and the incoming
-    Authorization header are removed; for the hub everything end-to-end passes unchanged.
-    Either way ``secret`` (name, value) is set, and X-Forwarded-For/-Proto/-Host tell what
-    ``forwarding`` makes of the client: what the client claimed about itself is dropped.
-    """
-    incoming = request.headers
-    drop = _REQUEST_DROP_CLAIMS
-    connection = incoming.get("Connection")
-    if connection and connection.lower() not in ("keep-alive", "close", "upgrade"):
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
-    if websocket:
-        drop = drop | _WS_HANDSHAKE
-    headers: CIMultiDict[str] = CIMultiDict()
-    for key, value in incoming.items():
-        lower = key.lower()
-        if lower in drop:
-            continue
-        if workspace:
-            if lower == "authorization":
-                continue
-            if lower == "cookie":
-                value = strip_cookie(value)
-                if not value:
-                    continue
-        headers.add(key, value)
-    address, scheme = forwarding.client(request)
-    headers["X-Forwarded-For"] = address
-    headers["X-Forwarded-Proto"] = scheme
-    if request.host:
-        headers["X-Forwarded-Host"] = request.host
-    if secret is not None:
-        headers[secret[0]] = secret[1]
-    return headers
-
-
-_REQUEST_DROP_B = frozenset(name.encode() for name in _REQUEST_DROP_CLAIMS)
-_RESPONSE_DROP_B = frozenset(name.encode() for name in _RESPONSE_DROP)
-_SESSION_COOKIE_B = b"labspace-"  # in every labspace cookie's name
-_KEEP_TOKENS = (b"keep-alive", b"close", b"upgrade")
-
-
-def upstream_head(
-    request: web.BaseRequest,
-    path_qs: str,
-    host: bytes,
-    *,
-    workspace: bool,
-    secret: tuple[bytes, bytes] | None = None,
-    forwarding: Forwarding = DIRECT,
-) -> bytes:
-    """The request head for the upstream, in bytes: what ``upstream_headers`` sends.
-
-    For requests without a body and not WebSocket upgrades (the fast path).
-    """
-    drop = _REQUEST_DROP_B
-    lines = [request.method.encode(), b" ", path_qs.encode("utf-8", "surrogateescape"),
-             b" HTTP/1.1\r\n"]
-    has_host = False
-    secret_name = secret[0].lower() if secret is not None else b""
-    raw = request.raw_headers
-    for name, value in raw:
-        if name.lower() == b"connection" and value.lower() not in _KEEP_TOKENS:
-            drop = drop | {token.strip().lower() for token in value.split(b",")}
-    for name, value in raw:
-        lower = name.lower()
-        if lower in drop or lower == secret_name:
-            continue
-        if workspace:
-            if lower == b"authorization":
-                continue
-            if lower == b"cookie" and _SESSION_COOKIE_B in value:
-                value = strip_cookie(value.decode("utf-8", "surrogateescape")).encode(
-                    "utf-8", "surrogateescape")
-                if not value:
-                    continue
-        if lower == b"host":
-            has_host = True
-        lines += (name, b": ", value, b"\r\n")
-    if not has_host:
-        lines += (b"Host: ", host, b"\r\n")
-    address, scheme = forwarding.client(request)
-    lines += (b"X-Forwarded-For: ", address.encode(), b"\r\nX-Forwarded-Proto: ",
-              scheme.encode(), b"\r\n")
-    if request.host:
-        lines += (b"X-Forwarded-Host: ", request.host.encode("utf-8", "surrogateescape"),
-                  b"\r\n")
-    if secret is not None:
-        lines += (secret[0], b": ", secret[1], b"\r\n")
-    lines.append(b"\r\n")
-    return b"".join(lines)
 
 
 _targets: dict[str, tuple[str, int, bytes] | None] = {}
@@ -250,8 +98,10 @@ async def forward_fast(
             await conn.head(read_timeout)
         except UpstreamFailed as exc:
             conn.close()
-            # A pooled connection the upstream had just closed: nothing was consumed, retry.
-            if reused and not exc.answered and attempt == 1:
+            # A pooled connection the upstream had just closed: nothing was consumed, so a
+            # safe request may go again (the upstream may still have acted on it).
+            if (reused and not exc.answered and attempt == 1
+                    and request.method in RETRY_METHODS):
                 continue
             raise UpstreamUnavailable(str(exc), connect_failed=False) from exc
         except TimeoutError as exc:
@@ -269,9 +119,7 @@ async def _relay(request: web.BaseRequest, pool: UpstreamPool, conn: UpstreamPro
                  workspace: bool) -> web.StreamResponse:
     response: web.StreamResponse | None = None
     try:
-        headers_out = decode_headers(conn.headers, _response_drop(conn.headers))
-        if workspace:
-            headers_out = _filter_workspace_cookies(headers_out)
+        headers_out = response_headers(conn.headers, workspace=workspace)
         reason = conn.reason.decode("utf-8", "surrogateescape") or None
         length = headers_out.get("Content-Length")
         if (length is not None and length.isdigit() and int(length) <= SMALL_BODY
@@ -312,29 +160,6 @@ async def _relay(request: web.BaseRequest, pool: UpstreamPool, conn: UpstreamPro
         pool.release(conn, target[0], target[1])
 
 
-def _response_drop(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    for name, value in raw:
-        if name.lower() == b"connection":
-            lower = value.lower()
-            if lower not in (b"keep-alive", b"close"):
-                return _RESPONSE_DROP_B | {token.strip().lower()
-                                           for token in lower.split(b",")}
-    return _RESPONSE_DROP_B
-
-
-def _response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
-    raw = upstream.headers
-    connection = raw.get("Connection")
-    drop = _RESPONSE_DROP
-    if connection and connection.lower() not in ("keep-alive", "close"):
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
-    headers: CIMultiDict[str] = CIMultiDict()
-    for key, value in raw.items():
-        if key.lower() not in drop:
-            headers.add(key, value)
-    return headers
-
-
 def upstream_url(base: str, path_qs: str) -> URL:
     return URL(base + path_qs, encoded=True)
 
@@ -359,9 +184,7 @@ async def forward_http(
                            request_body)
     response: web.StreamResponse | None = None
     try:
-        headers_out = _response_headers(upstream)
-        if workspace:
-            headers_out = _filter_workspace_cookies(headers_out)
+        headers_out = response_headers(upstream.raw_headers, workspace=workspace)
         length = upstream.content_length
         if (length is not None and length <= SMALL_BODY and request.method != "HEAD"
                 and upstream.status not in _NO_BODY_STATUS):
@@ -414,9 +237,9 @@ async def _send(
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise UpstreamUnavailable(str(exc), connect_failed=True) from exc
         except aiohttp.ServerDisconnectedError as exc:
-            # A pooled keep-alive connection the upstream had just closed: retry once when
-            # the request has no body (nothing was consumed).
-            if not retried and not has_body:
+            # A pooled keep-alive connection the upstream had just closed: retry a safe
+            # request once when it has no body (nothing was consumed).
+            if not retried and not has_body and request.method in RETRY_METHODS:
                 retried = True
                 continue
             raise UpstreamUnavailable(str(exc), connect_failed=False) from exc

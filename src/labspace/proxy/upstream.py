@@ -16,7 +16,6 @@ from collections import deque
 
 import httptools
 from aiohttp import web
-from multidict import CIMultiDict
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,7 @@ class UpstreamProtocol(asyncio.Protocol):
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
+        self.leftover = False
         self._interim = False
         self.answered = False
         self.chunks: deque[bytes] = deque()
@@ -69,9 +69,15 @@ class UpstreamProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.answered = True
+        if self.complete:
+            self._stray()
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            if self.complete:  # garbage after a complete response
+                self._stray()
+                return
             self._fail(UpstreamFailed(f"bad response from upstream: {exc}", answered=True))
             if self.transport is not None:
                 self.transport.close()
@@ -97,15 +103,32 @@ class UpstreamProtocol(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _stray(self) -> None:
+        # Bytes after a complete response are no answer to anything (RFC 9112 9.3.2: a
+        # client must not guess): never parse them as the next one; drop the connection.
+        self.leftover = True
+        self.keep_alive = False
+        self.close()
+
     # ---------------------------------------------------------------- httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self._stray()
+
     def on_status(self, status: bytes) -> None:
+        if self.leftover:
+            return
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.leftover:
+            return
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.leftover:
+            return
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # An interim answer (100 Continue, 103 Early Hints): wait for the real one.
@@ -118,6 +141,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.leftover:
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > HIGH_WATER and not self.read_paused and self.transport is not None:
@@ -126,6 +151,8 @@ class UpstreamProtocol(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.leftover:
+            return
         if self._interim:
             self._interim = False
             return
@@ -199,7 +226,7 @@ class UpstreamProtocol(asyncio.Protocol):
     @property
     def reusable(self) -> bool:
         return (self.complete and not self.closed and self.error is None
-                and self.keep_alive and not self.chunks)
+                and self.keep_alive and not self.leftover and not self.chunks)
 
     def close(self) -> None:
         self.closed = True
@@ -278,14 +305,6 @@ class UpstreamPool:
             for conn in idle:
                 conn.close()
         self._idle.clear()
-
-
-def decode_headers(raw: list[tuple[bytes, bytes]], drop: frozenset[bytes]) -> CIMultiDict[str]:
-    """Upstream response headers minus ``drop`` (lower-case names), as aiohttp does decode."""
-    return CIMultiDict([
-        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-        for name, value in raw if name.lower() not in drop
-    ])
 
 
 def close_client(request: web.BaseRequest) -> None:

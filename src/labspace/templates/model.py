@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from labspace.names import NAME_PATTERN
+from labspace.proxy.fields import valid_field_value, valid_secret_name
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -51,6 +52,23 @@ class AppSpec(_Strict):
         "Authorization", description="Header through which the proxy proves itself to the app."
     )
     secret_value: str = Field("token {secret}", description="Value of that header.")
+
+    # The proxy refuses to forward with an invalid secret header anyway (proxy/headers.py);
+    # refusing it here tells the administrator when the template is saved.
+    @field_validator("secret_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not valid_secret_name(value):
+            raise ValueError("secret_header must be an HTTP header name (RFC 9110 token), and "
+                             "not one that frames the message or that the proxy sets itself")
+        return value
+
+    @field_validator("secret_value")
+    @classmethod
+    def _header_value(cls, value: str) -> str:
+        if not valid_field_value(value):
+            raise ValueError("secret_value must not contain control characters (CR, LF...)")
+        return value
 
 
 class LimitSpec(_Strict):
