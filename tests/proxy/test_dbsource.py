@@ -14,6 +14,7 @@ from labspace.state.models import Token
 from labspace.templates import builtin_templates
 from labspace.templates.store import TemplateStore
 from labspace.workspaces.events import EventBus
+from labspace.workspaces.spec import instance_spec
 from labspace.workspaces.states import State
 from labspace.workspaces.store import WorkspaceStore
 
@@ -30,7 +31,8 @@ async def test_routes_and_principals(db: Database) -> None:
     users = UserService(db)
     alice = await users.create("alice", password="alice-password")
     boss = await users.create("boss", is_admin=True)
-    await TemplateStore(db).seed(builtin_templates("img"))
+    templates = TemplateStore(db)
+    await templates.seed(builtin_templates("img"))
     store = WorkspaceStore(db, EventBus())
     record = await store.create("alice", "thesis", "jupyterlab")
     async with db.session() as session:
@@ -42,12 +44,25 @@ async def test_routes_and_principals(db: Database) -> None:
         assert stopped is not None and stopped.state == "stopped" and stopped.target is None
         await store.transition(record.id, State.PENDING)
         await store.transition(record.id, State.STARTING)
+        started_from = await templates.get("jupyterlab")
+        await store.begin_instance(record.id, instance_spec(started_from, "sha256:1"),
+                                   handle="c1")
         await store.transition(record.id, State.RUNNING, target="http://10.1.2.3:8888")
         running = await source.route("alice", "thesis")
         assert running is not None and running.target == "http://10.1.2.3:8888"
         assert running.secret_header == "Authorization"
         assert running.secret_value == f"token {record.secret}"
         assert running.strip_prefix is False
+        # Editing the template changes nothing for the running workspace: the proxy routes
+        # from what its start recorded.
+        edited = started_from.model_copy(update={"app": started_from.app.model_copy(
+            update={"secret_header": "X-Other", "base_url": "strip"})})
+        await templates.add(edited, replace=True)
+        assert await source.route("alice", "thesis") == running
+        await store.transition(record.id, State.STOPPING)
+        await store.transition(record.id, State.STOPPED)  # the instance ends with the start
+        assert (await source.route("alice", "thesis")).target is None  # type: ignore[union-attr]
+        assert [i.ended_at is not None for i in await store.instances(record.id)] == [True]
         assert await source.route("alice", "nope") is None
         assert await source.route("bob", "thesis") is None
 

@@ -7,6 +7,7 @@ import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -149,3 +150,51 @@ async def test_a_new_sqlite_database_is_private(tmp_path: Path) -> None:
             await database.close()
     finally:
         os.umask(old_umask)
+
+
+async def test_an_upgrade_keeps_running_workspaces_routed(tmp_path: Path) -> None:
+    """A database from before instances (revision 0003) with a running workspace: after the
+    migration the workspace has an open instance with its address and its template's app
+    settings, so the proxy keeps routing it without a restart."""
+    from alembic import command
+    from alembic.config import Config
+
+    from labspace.proxy.dbsource import DatabaseRouteSource
+    from labspace.state.db import MIGRATIONS_DIR
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    old = Database(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    async with old.engine.begin() as connection:
+
+        def to_0003(sync_connection: Any) -> None:
+            config.attributes["connection"] = sync_connection
+            command.upgrade(config, "0003")
+
+        await connection.run_sync(to_0003)
+        await connection.execute(text(
+            "INSERT INTO users (id, name, uid, is_admin, disabled, created_at) "
+            "VALUES (1, 'ada', 1001, 0, 0, '2026-01-01 00:00:00.000000')"))
+        await connection.execute(text(
+            "INSERT INTO templates (id, name, spec, created_at, updated_at) VALUES "
+            "(1, 'jupyterlab', :spec, '2026-01-01 00:00:00.000000', "
+            "'2026-01-01 00:00:00.000000')"),
+            {"spec": builtin_templates("img")[0].model_dump_json()})
+        await connection.execute(text(
+            "INSERT INTO workspaces (id, owner_id, name, template, state, message, "
+            "container_id, target, secret, created_at, updated_at) VALUES (1, 1, 'lab', "
+            "'jupyterlab', 'running', '', 'c0ffee', 'http://10.9.8.7:8888', 's3cret', "
+            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"))
+    await old.close()
+
+    upgraded = Database(url)
+    await upgraded.migrate()
+    await upgraded.close()
+    source = DatabaseRouteSource(url)
+    try:
+        route = await source.route("ada", "lab")
+    finally:
+        await source.close()
+    assert route is not None and route.state == "running"
+    assert route.target == "http://10.9.8.7:8888" and route.secret_value == "token s3cret"

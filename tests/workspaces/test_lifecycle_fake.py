@@ -58,7 +58,16 @@ async def test_start_stop_delete_in_milliseconds(make_hub: HubFactory) -> None:
     # the manager built.
     container = await runtime.inspect(record.container_id or "")
     assert container is not None and record.target == container.endpoints[8888]
+    # The start is recorded: what it ran, where, and how to reach it.
+    (instance,) = await hub.store.instances(record.id)
+    assert instance.handle == record.container_id and instance.ended_at is None
+    assert instance.endpoints == {"app": record.target}
+    assert instance.spec["image_id"] == container.image_id and instance.spec["app"]["port"] == 8888
     assert (await hub.manager.stop("ada", "quick")).state == State.STOPPED
+    assert (await hub.store.instances(record.id))[0].ended_at is not None
+    await hub.manager.start("ada", "quick")  # a new start, a new instance
+    await hub.manager.wait_settled(record.id)
+    assert [i.ended_at is None for i in await hub.store.instances(record.id)] == [False, True]
     await hub.manager.delete("ada", "quick")
     assert runtime.containers == {}
     assert time.monotonic() - began < 2

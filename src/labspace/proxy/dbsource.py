@@ -19,9 +19,12 @@ from urllib.parse import urlsplit
 from labspace.proxy.source import Principal, Route
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+# The route comes from the workspace's open instance (what its start recorded), never from
+# its template: editing a template changes nothing for workspaces already running.
 ROUTE_SQL = (
-    "SELECT w.state, w.target, w.secret, t.spec FROM workspaces w "
-    "JOIN users u ON u.id = w.owner_id LEFT JOIN templates t ON t.name = w.template "
+    "SELECT w.state, i.endpoints, w.secret, i.spec FROM workspaces w "
+    "JOIN users u ON u.id = w.owner_id "
+    "LEFT JOIN workspace_instances i ON i.workspace_id = w.id AND i.ended_at IS NULL "
     "WHERE u.name = {0} AND w.name = {1}"
 )
 PRINCIPAL_SQL = (
@@ -30,16 +33,20 @@ PRINCIPAL_SQL = (
 )
 
 
+def _json(value: Any) -> dict[str, Any]:
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return parsed if isinstance(parsed, dict) else {}
+
+
 def route_from_row(owner: str, workspace: str, row: tuple[Any, ...]) -> Route:
-    state, target, secret, spec = row
-    app: dict[str, Any] = (json.loads(spec) if isinstance(spec, str) else spec or {}).get(
-        "app", {}
-    )
+    state, endpoints, secret, spec = row
+    app: dict[str, Any] = _json(spec).get("app", {})
+    target = _json(endpoints).get("app")
     return Route(
         owner=owner,
         workspace=workspace,
         state=state,
-        target=target if state == "running" else None,
+        target=target if state == "running" and isinstance(target, str) else None,
         secret_header=app.get("secret_header", "Authorization"),
         secret_value=app.get("secret_value", "token {secret}").replace("{secret}", secret),
         strip_prefix=app.get("base_url") == "strip",

@@ -71,6 +71,7 @@ class ContainerInfo:
     # answer with a node's address or a service VIP).
     endpoints: dict[int, str] = field(default_factory=dict)
     node: str = ""  # where the backend placed it ("" on a single engine)
+    image_id: str = ""  # the exact image it runs ("sha256:..."), whatever its tag says now
 
     @property
     def running(self) -> bool:

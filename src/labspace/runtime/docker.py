@@ -135,6 +135,7 @@ def _info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
         started_at=state.get("StartedAt") if status != "created" else None,
         error=state.get("Error") or None,
         endpoints=_endpoints(running_ip, _exposed(data.get("Config") or {})),
+        image_id=data.get("Image") or "",
     )
 
 
@@ -155,6 +156,7 @@ def _info_from_summary(data: dict[str, Any]) -> ContainerInfo:
         ip_address=running_ip,
         exit_code=_status_exit_code(data.get("Status", "")) if status == "exited" else None,
         endpoints=_endpoints(running_ip, sorted(ports)),
+        image_id=data.get("ImageID") or "",
     )
 
 

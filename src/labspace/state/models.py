@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -109,6 +118,37 @@ class Workspace(Base):
     )
 
 
+class WorkspaceInstance(Base):
+    """One start of a workspace: what was started, where it runs and how it is reached.
+
+    A start records what it was made from (``spec``: image and its digest, app settings with
+    the secret header rule, limits, mounts), so editing a template later changes nothing for a
+    running workspace; the proxy routes from ``endpoints`` and this snapshot, never from
+    templates. ``handle`` and ``runtime_state`` are the backend's own (JupyterHub's spawner
+    state); ``node`` and ``devices`` say where it was placed and what it holds. At most one
+    instance of a workspace is open (``ended_at`` NULL): the current one.
+    """
+
+    __tablename__ = "workspace_instances"
+    __table_args__ = (
+        Index("ix_instances_workspace", "workspace_id", "id"),
+        Index("ux_instances_open", "workspace_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handle: Mapped[str | None] = mapped_column(String(200))
+    runtime_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    node: Mapped[str] = mapped_column(String(200), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {"app": "http://172.18.0.5:8888"}; room for "ssh" and shared ports by name.
+    endpoints: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    devices: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
 class WorkspaceEvent(Base):
     """One timestamped step of a workspace's life: state changes and progress messages."""
 
@@ -122,3 +162,24 @@ class WorkspaceEvent(Base):
     message: Mapped[str] = mapped_column(String(4000), default="")
 
     workspace: Mapped[Workspace] = relationship(back_populates="events")
+
+
+class LoginFailure(Base):
+    """One failed login, kept while the login throttle's rules may count it
+    (identity/throttle.py): at most their ``memory``, then deleted."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account", "account", "at"),
+        Index("ix_login_failures_address", "address", "at"),
+        Index("ix_login_failures_at", "at"),  # for deleting the old ones
+    )
+
+    # 64-bit on PostgreSQL: an attack may go on for long; SQLite's INTEGER is 64-bit anyway.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    account: Mapped[str] = mapped_column(String(100))  # as typed (normalised): may not exist
+    address: Mapped[str] = mapped_column(String(100))  # its address_key: IPv6 by /64
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The password was right later from there: counts only for the account (rule 2).
+    forgiven: Mapped[bool] = mapped_column(default=False)

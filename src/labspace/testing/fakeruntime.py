@@ -69,7 +69,7 @@ class FakeRuntime:
             raise Conflict(f"a container named {spec.name} exists already")
         container_id = f"fake{next(self._ids):08d}"
         info = ContainerInfo(id=container_id, name=spec.name, status="created",
-                             labels=dict(spec.labels))
+                             labels=dict(spec.labels), image_id=f"sha256:fake-{spec.image}")
         self.containers[container_id] = _Container(info, spec)
         return info
 

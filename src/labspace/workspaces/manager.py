@@ -22,7 +22,12 @@ from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
 from labspace.storage import ensure_home
 from labspace.templates import TemplateSpec
 from labspace.templates.store import TemplateStore
-from labspace.workspaces.spec import build_container_spec, health_url, secret_header
+from labspace.workspaces.spec import (
+    build_container_spec,
+    health_url,
+    instance_spec,
+    secret_header,
+)
 from labspace.workspaces.states import State
 from labspace.workspaces.store import WorkspaceRecord, WorkspaceStore
 
@@ -168,6 +173,10 @@ class WorkspaceManager:
             home = await ensure_home(self.settings.homes, record.owner, record.uid, record.uid)
             await self._ensure_network()
             container = await self._ensure_container(record, template, home)
+            # Every start is recorded (a kept container started again is a new start too).
+            await self.store.begin_instance(
+                record.id, instance_spec(template, container.image_id), handle=container.id,
+                node=container.node)
             if not container.running:
                 container = await self.runtime.start(container.id)
                 await self.store.note(record, "container started")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labspace.runtime import ContainerSpec, Limits, Mount
 from labspace.runtime.base import (
@@ -111,3 +112,17 @@ def health_url(target: str, ws: WorkspaceIdentity, template: TemplateSpec) -> st
 
 def secret_header(ws: WorkspaceIdentity, template: TemplateSpec) -> tuple[str, str]:
     return template.app.secret_header, _fill(template.app.secret_value, {"secret": ws.secret})
+
+
+def instance_spec(template: TemplateSpec, image_id: str) -> dict[str, Any]:
+    """What a start is made of, recorded on its instance: later template edits change nothing
+    for it (the proxy reads the app's secret header and base-URL rule from here)."""
+    return {
+        "template": template.name,
+        "image": template.image,
+        "image_id": image_id,
+        "app": template.app.model_dump(),
+        "limits": template.limits.model_dump(),
+        "mounts": [mount.model_dump() for mount in template.mounts],
+        "sudo": template.sudo,
+    }

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from labspace.errors import Conflict, NotFound
 from labspace.names import validate_name
 from labspace.state.db import Database
-from labspace.state.models import User, Workspace, WorkspaceEvent
+from labspace.state.models import User, Workspace, WorkspaceEvent, WorkspaceInstance, utcnow
 from labspace.workspaces.events import Event, EventBus
 from labspace.workspaces.spec import WorkspaceIdentity
 from labspace.workspaces.states import State, can_move
@@ -59,6 +60,25 @@ def _record(ws: Workspace, owner: User) -> WorkspaceRecord:
         created_at=ws.created_at,
         updated_at=ws.updated_at,
     )
+
+
+async def _open_instance(session: AsyncSession, workspace_id: int) -> WorkspaceInstance | None:
+    found: WorkspaceInstance | None = await session.scalar(select(WorkspaceInstance).where(
+        WorkspaceInstance.workspace_id == workspace_id, WorkspaceInstance.ended_at.is_(None)))
+    return found
+
+
+async def _follow_instance(session: AsyncSession, workspace_id: int, state: State,
+                           fields: dict[str, Any]) -> None:
+    """Keep the open instance in step with a transition: its app endpoint while running, and
+    its end when the workspace stops or fails (the proxy routes only open instances)."""
+    instance = await _open_instance(session, workspace_id)
+    if instance is None:
+        return
+    if fields.get("target"):
+        instance.endpoints = {**instance.endpoints, "app": fields["target"]}
+    if state in (State.STOPPED, State.FAILED):
+        instance.ended_at = utcnow()
 
 
 class InvalidTransition(Conflict):
@@ -160,6 +180,7 @@ class WorkspaceStore:
             ws.message = message[:2000]
             for key, value in fields.items():
                 setattr(ws, key, value)
+            await _follow_instance(session, ws.id, state, fields)
             event = WorkspaceEvent(workspace_id=ws.id, state=state, message=message[:4000])
             session.add(event)
             await session.flush()
@@ -167,6 +188,26 @@ class WorkspaceStore:
             published = Event(event.id, ws.id, event.at, state, message)
         self.bus.publish(published)
         return record
+
+    async def begin_instance(self, workspace_id: int, spec: dict[str, Any], *, handle: str,
+                             node: str = "") -> None:
+        """Record a start (its container exists now). A start resumed after a hub restart
+        keeps its open instance and only refreshes where it runs."""
+        async with self.db.session() as session:
+            current = await _open_instance(session, workspace_id)
+            if current is not None:
+                current.handle, current.node = handle, node
+                return
+            session.add(WorkspaceInstance(workspace_id=workspace_id, spec=spec, handle=handle,
+                                          node=node, runtime_state={}, endpoints={},
+                                          devices=[]))
+
+    async def instances(self, workspace_id: int) -> builtins.list[WorkspaceInstance]:
+        """Every start of a workspace, oldest first (the last may be open)."""
+        async with self.db.session() as session:
+            rows = await session.scalars(select(WorkspaceInstance).where(
+                WorkspaceInstance.workspace_id == workspace_id).order_by(WorkspaceInstance.id))
+            return list(rows)
 
     async def note(self, record: WorkspaceRecord, message: str) -> None:
         """A progress step that does not change the state (stored and published)."""
