@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install and run labspace on a Debian 12 / Ubuntu 22.04+ server, as root:
 #
-#     sudo ./install.sh
+#     ./install.sh
+#
+# (A minimal Debian server has no sudo: log in as root. A user with sudo rights may run
+# `sudo ./install.sh` instead.)
 #
 # Installs what is missing (Python venv in /opt/labspace, the Docker engine from the
 # distribution's packages when none runs), builds the default workspace image when it is
@@ -27,7 +30,7 @@ export LABSPACE_CONFIG=$CONFIG
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "run me as root (sudo ./install.sh)"
+[ "$(id -u)" = 0 ] || die "run me as root (as another user with sudo rights: sudo ./install.sh)"
 
 # 1. Debian packages -------------------------------------------------------------------------
 missing=()

@@ -65,3 +65,17 @@ def test_only_the_runtime_talks_to_docker() -> None:
         if any(name == "aiodocker" or name.startswith(("aiodocker.", "docker")) for name in names)
     ]
     assert talkers == []
+
+
+def test_only_the_runtime_talks_to_docker_not_even_through_its_command_line() -> None:
+    """Images are built through the runtime's client too (runtime/images.py); only the test
+    helpers in labspace.testing clean up with the docker command."""
+    runners = [
+        str(path.relative_to(SRC))
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).parts[0] not in ("runtime", "testing")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.List) and node.elts
+        and isinstance(node.elts[0], ast.Constant) and node.elts[0].value == "docker"
+    ]
+    assert runners == []

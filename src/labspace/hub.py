@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
 from labspace.identity.authenticator import Authenticator, LocalAuthenticator
+from labspace.identity.failedlogins import LoginThrottle
 from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
-from labspace.identity.throttle import LoginThrottle
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import UserService
 from labspace.runtime import Runtime
@@ -48,7 +48,7 @@ class Hub:
     authenticator: Authenticator
     bus: EventBus
     proxy: ProxyNotifier
-    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    login_throttle: LoginThrottle  # in the database: a restart or another hub forgets nothing
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def offboard(self, name: str, *, by: str) -> User:
@@ -104,7 +104,7 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     manager = WorkspaceManager(settings, runtime, templates, store)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
                store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus,
-               proxy=ProxyNotifier(settings.control_socket))
+               proxy=ProxyNotifier(settings.control_socket), login_throttle=LoginThrottle(db))
 
 
 @dataclass(frozen=True)

@@ -248,3 +248,20 @@ def test_build_cache_reports_image_up_to_date() -> None:
                            capture_output=True, text=True, timeout=30, check=True).stdout
     assert before == after
     assert not build.image_present("labspace/no-such-image:never")
+
+
+def test_a_build_under_another_tag_goes_through_the_engine_api_and_its_cache() -> None:
+    """The build talks to the engine through the runtime's client: the same layers as the
+    image already built, whole lines of output, and the labels that make it up to date."""
+    tag = "labspace/jupyterlab:test-rebuild"
+    lines: list[str] = []
+    try:
+        assert build.build_image("jupyterlab", tag=tag, progress=lines.append) == tag
+        assert build.image_up_to_date(tag)
+        ids = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", IMAGE, tag],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        assert len(set(ids.split())) == 1, ids  # every layer came from the cache
+        assert any(line.startswith("Step 1/") for line in lines), lines
+        assert "" not in lines  # no line broken in two
+    finally:
+        subprocess.run(["docker", "image", "rm", tag], capture_output=True, check=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -77,6 +79,22 @@ def test_openapi_document(stack: Stack) -> None:
     document = httpx.get(f"{stack.url}/hub/api/openapi.json").json()
     assert "/hub/api/workspaces" in document["paths"]
     assert "/hub/api/workspaces/{owner}/{name}/events" in document["paths"]
+
+
+def test_api_docs_load_nothing_from_another_host(stack: Stack) -> None:
+    """An offline lab reaches no CDN: the Swagger UI page and its assets come from the hub."""
+    with httpx.Client(base_url=stack.url) as client:
+        page = client.get("/hub/api/docs")
+        assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+        assert not re.search(r"(https?:)?//", page.text), "the page names another host"
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert len(assets) == 3  # the script, the style sheet and the icon
+        assert "url: '/hub/api/openapi.json'" in page.text
+        for url in [*assets, "/hub/api/openapi.json"]:
+            assert url.startswith("/hub/api/"), url
+            answer = client.get(url)
+            assert answer.status_code == 200, url
+            assert answer.content, url
 
 
 def test_disabling_a_user_stops_their_workspaces_and_logs_them_out(

@@ -16,58 +16,34 @@ Limits 2 and 3 exist so that 1 can stay per pair: a limit per address alone woul
 student lock out the whole classroom behind its NAT, one per account alone would let anyone
 lock out anyone. An IPv6 address counts as its /64, the block one subscriber gets.
 
-Each table forgets a key once its failures are too old to matter and keeps at most
-``max_entries`` keys (the stalest go first), so a flood of made-up names or addresses cannot
-grow memory.
+This module is the rules alone, pure over a list of recent failures and a time, so they are
+tested with a made-up clock; identity/failedlogins.py keeps the failures in the database.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from labspace.errors import TooManyAttempts
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
+@dataclass(frozen=True)
+class Failure:
+    """One failed login."""
 
-class _Recent(Generic[K, V]):
-    """Values by key in the order they were last set: keys not set for ``keep`` seconds are
-    forgotten (oldest first, so it costs nothing to check), and the stalest beyond ``size``."""
-
-    def __init__(self, keep: float, size: int) -> None:
-        self.keep = keep
-        self.size = size
-        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        item = self._items.get(key)
-        return None if item is None else item[1]
-
-    def set(self, key: K, value: V, now: float) -> None:
-        self._items[key] = (now, value)
-        self._items.move_to_end(key)
-        cutoff = now - self.keep
-        while self._items:
-            when, _ = next(iter(self._items.values()))
-            if when > cutoff and len(self._items) <= self.size:
-                break
-            self._items.popitem(last=False)
-
-    def pop(self, key: K) -> None:
-        self._items.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._items)
+    account: str
+    address: str  # its address_key
+    at: float  # seconds, on the clock the rules are asked with
+    # The password was right later, from the same address: the failure no longer counts for
+    # the pair (rule 1) or for spraying (rule 3), but still for the account (rule 2).
+    forgiven: bool = False
 
 
 def address_key(address: str) -> str:
-    """The unit an address is counted in: itself for IPv4, its /64 for IPv6."""
+    """The unit an address is counted in: itself for IPv4, its /64 for IPv6 (idempotent)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -79,88 +55,79 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
-@dataclass
-class LoginThrottle:
+@dataclass(frozen=True)
+class ThrottleRules:
     max_failures: int = 5  # rule 1: failures of one account from one address ...
     window: float = 300.0  # ... within this many seconds
     account_failures: int = 20  # rule 2: failures of one account from anywhere ...
     account_window: float = 900.0  # ... within this many seconds
     address_accounts: int = 100  # rule 3: different accounts failed from one address ...
     address_window: float = 300.0  # ... within this many seconds; also the block's length
-    max_entries: int = 100_000
-    clock: Callable[[], float] = time.monotonic
-    # The last failure times of each (account, address) and of each account, newest last.
-    _pairs: _Recent[tuple[str, str], tuple[float, ...]] = field(init=False)
-    _accounts: _Recent[str, tuple[float, ...]] = field(init=False)
-    # Per address: the accounts that failed from it, with their last failure; its block's end.
-    _sprayed: _Recent[str, dict[str, float]] = field(init=False)
-    _blocked: _Recent[str, float] = field(init=False)
 
-    def __post_init__(self) -> None:
-        # A pair stays as long as rule 2 asks whether its address failed recently.
-        self._pairs = _Recent(max(self.window, self.account_window), self.max_entries)
-        self._accounts = _Recent(self.account_window, self.max_entries)
-        self._sprayed = _Recent(self.address_window, self.max_entries)
-        self._blocked = _Recent(self.address_window, self.max_entries)
+    @property
+    def memory(self) -> float:
+        """How long a failure can matter; older ones may be forgotten. Rule 3's block lasts
+        a window after a failure that found enough others in the window before it."""
+        return max(self.window, self.account_window, 2 * self.address_window)
 
-    def check(self, username: str, address: str) -> None:
-        """Raise TooManyAttempts when this attempt must not even be checked."""
-        now = self.clock()
+    def check(self, account: str, address: str, failures: Iterable[Failure],
+              now: float) -> None:
+        """Raise TooManyAttempts when this attempt must not even be checked.
+
+        ``failures`` must hold at least the newest ``max_failures`` of this pair, the newest
+        ``account_failures`` of this account, and this address's failures of the last
+        ``memory`` seconds; more do no harm.
+        """
         address = address_key(address)
-        until = self._blocked.get(address)
-        if until is not None and until > now:
-            raise _too_many(until - now)
-        pair = self._pairs.get((username, address))
+        # Newer than now counts too: another hub's clock may run a little ahead.
+        recent = [failure for failure in failures if failure.at > now - self.memory]
+        waits = [wait for wait in (self._sprayed(address, recent, now),
+                                   self._guessed(account, address, recent, now))
+                 if wait is not None]
+        if waits:
+            raise too_many(max(waits))
+
+    def _sprayed(self, address: str, failures: list[Failure], now: float) -> float | None:
+        """Rule 3: the wait until the address's block ends, or None when it has none. A
+        failure that found ``address_accounts`` different accounts failed within the window
+        before it (itself included) blocks the address for a window."""
+        ordered = sorted((f.at, f.account) for f in failures
+                         if f.address == address and not f.forgiven)
+        in_window: Counter[str] = Counter()
+        first = 0
+        ends = None
+        for at, account in ordered:
+            in_window[account] += 1
+            while ordered[first][0] <= at - self.address_window:
+                gone = ordered[first][1]
+                in_window[gone] -= 1
+                if not in_window[gone]:
+                    del in_window[gone]
+                first += 1
+            if len(in_window) >= self.address_accounts:
+                ends = at + self.address_window
+        return ends - now if ends is not None and ends > now else None
+
+    def _guessed(self, account: str, address: str, failures: list[Failure],
+                 now: float) -> float | None:
+        """Rules 1 and 2: the wait for this pair, or None when its attempt is checked."""
+        pair = sorted(f.at for f in failures
+                      if f.account == account and f.address == address and not f.forgiven
+                      and f.at > now - max(self.window, self.account_window))
         if not pair:
-            return  # no failure for this account from here: always checked (rule 2's way in)
+            return None  # no failure for this account from here: always checked (rule 2's way in)
+        waits = []
         if len(pair) >= self.max_failures and pair[-self.max_failures] > now - self.window:
-            raise _too_many(pair[-self.max_failures] + self.window - now)
-        attack_ends = self._attack_ends(username, now)
-        if attack_ends is not None and pair[-1] > now - self.account_window:
-            raise _too_many(min(attack_ends, pair[-1] + self.account_window) - now)
-
-    def failed(self, username: str, address: str) -> None:
-        now = self.clock()
-        address = address_key(address)
-        pair = (username, address)
-        self._pairs.set(pair, _append(self._pairs.get(pair), now, self.max_failures), now)
-        self._accounts.set(
-            username, _append(self._accounts.get(username), now, self.account_failures), now)
-        accounts = self._sprayed.get(address) or {}
-        accounts[username] = now
-        if len(accounts) >= self.address_accounts:
-            cutoff = now - self.address_window
-            accounts = {name: when for name, when in accounts.items() if when > cutoff}
-        if len(accounts) >= self.address_accounts:
-            self._blocked.set(address, now + self.address_window, now)
-            self._sprayed.pop(address)
-        else:
-            self._sprayed.set(address, accounts, now)
-
-    def succeeded(self, username: str, address: str) -> None:
-        """The password was right: this pair starts afresh and no longer counts as spraying.
-        The account's own count stays: the attack on it may go on."""
-        address = address_key(address)
-        self._pairs.pop((username, address))
-        accounts = self._sprayed.get(address)
-        if accounts is not None:
-            accounts.pop(username, None)
-
-    def _attack_ends(self, username: str, now: float) -> float | None:
-        """When the account stops being under attack (rule 2), or None when it is not."""
-        failures = self._accounts.get(username)
-        if failures is None or len(failures) < self.account_failures:
-            return None
-        ends = failures[-self.account_failures] + self.account_window
-        return ends if ends > now else None
+            waits.append(pair[-self.max_failures] + self.window - now)
+        tries = sorted(f.at for f in failures
+                       if f.account == account and f.at > now - self.account_window)
+        if len(tries) >= self.account_failures and pair[-1] > now - self.account_window:
+            attack_ends = tries[-self.account_failures] + self.account_window
+            waits.append(min(attack_ends, pair[-1] + self.account_window) - now)
+        return max(waits, default=None)
 
 
-def _append(times: tuple[float, ...] | None, now: float, keep: int) -> tuple[float, ...]:
-    """The last ``keep`` failure times, ``now`` included (tuples: small, and never shared)."""
-    return ((*times, now) if times else (now,))[-keep:]
-
-
-def _too_many(wait: float) -> TooManyAttempts:
+def too_many(wait: float) -> TooManyAttempts:
     seconds = int(wait) + 1
     return TooManyAttempts(f"too many failed logins; try again in {seconds} seconds",
                            retry_after=seconds)

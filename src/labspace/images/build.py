@@ -1,4 +1,4 @@
-"""Build labspace's workspace images with the ``docker`` CLI.
+"""Build labspace's workspace images through the runtime's engine client (runtime/images.py).
 
 ``build_image("jupyterlab")`` builds ``labspace/jupyterlab:latest`` from
 ``files/Dockerfile.jupyterlab`` and ``files/labspace-entrypoint``. The image carries the label
@@ -6,9 +6,11 @@
 nothing, and any change to them triggers a rebuild.
 
 The base image is ``debian:bookworm-slim`` when a registry is reachable, else a Debian
-bookworm made locally with ``debootstrap --variant=minbase`` and imported as
+bookworm made locally with ``debootstrap --variant=minbase`` and built ``FROM scratch`` as
 ``labspace/base:bookworm``; the debootstrap tarball is cached under /var/cache/labspace, so
 a rebuild needs no second bootstrap.
+
+The functions are synchronous (the CLI and scripts call them); each opens one engine client.
 
 Command line (usable before labspace's own CLI): ``python -m labspace.images.build --help``.
 """
@@ -16,22 +18,24 @@ Command line (usable before labspace's own CLI): ``python -m labspace.images.bui
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from labspace.errors import RuntimeFailure
+from labspace.runtime.docker import docker_runtime
+from labspace.runtime.images import DockerImages
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 IMAGES: dict[str, str] = {"jupyterlab": "Dockerfile.jupyterlab"}
@@ -52,6 +56,7 @@ BaseMode = Literal["auto", "registry", "debootstrap"]
 Progress = Callable[[str], None]
 
 _TAIL_LINES = 25
+T = TypeVar("T")
 
 
 def default_tag(name: str) -> str:
@@ -84,42 +89,28 @@ def image_hash(name: str = "jupyterlab") -> str:
     return digest.hexdigest()[:32]
 
 
-# -- docker helpers ---------------------------------------------------------------------------
+# -- the engine ------------------------------------------------------------------------------
 
 
-def _docker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The classic builder streams plain lines and needs no buildx plugin (the newer client
-    # in /usr/local/bin has none, and BuildKit would then refuse to build).
-    env["DOCKER_BUILDKIT"] = "0"
-    return env
+def _on_engine(work: Callable[[DockerImages], Awaitable[T]]) -> T:
+    """Run ``work`` with a client of the engine (DOCKER_HOST or the local socket)."""
 
+    async def run() -> T:
+        async with docker_runtime() as runtime:
+            return await work(DockerImages(runtime))
 
-def _docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    if shutil.which("docker") is None:
-        raise RuntimeFailure("the docker command is not installed (run scripts/ensure-docker.sh)")
-    try:
-        return subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout,
-            env=_docker_env(), check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeFailure(f"docker {args[0]} did not answer within {timeout:.0f} s") from exc
+    return asyncio.run(run())
 
 
 def image_label(tag: str, key: str = HASH_LABEL) -> str | None:
     """The value of one label of a local image; None when the image or label is missing."""
-    result = _docker("image", "inspect", "--format", "{{json .Config.Labels}}", tag)
-    if result.returncode != 0:
-        return None
-    labels = json.loads(result.stdout.strip() or "null") or {}
-    value = labels.get(key)
-    return value if isinstance(value, str) else None
+    labels = _on_engine(lambda images: images.labels(tag)) or {}
+    return labels.get(key)
 
 
 def image_present(tag: str) -> bool:
     """Whether the image exists in the local engine."""
-    return _docker("image", "inspect", "--format", "{{.Id}}", tag).returncode == 0
+    return _on_engine(lambda images: images.labels(tag)) is not None
 
 
 def image_up_to_date(tag: str | None = None, name: str = "jupyterlab") -> bool:
@@ -133,7 +124,7 @@ def _stream(cmd: Sequence[str], progress: Progress, what: str) -> None:
     try:
         proc = subprocess.Popen(
             list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            errors="replace", bufsize=1, env=_docker_env(),
+            errors="replace", bufsize=1,
         )
     except OSError as exc:
         raise RuntimeFailure(f"{what} failed: cannot run {cmd[0]}: {exc}") from exc
@@ -164,19 +155,15 @@ def _build_lock(directory: Path) -> Iterator[None]:
 # -- base image -------------------------------------------------------------------------------
 
 
-def _try_registry_base(progress: Progress) -> str | None:
-    if image_present(REGISTRY_BASE):
+async def _try_registry_base(images: DockerImages, progress: Progress) -> str | None:
+    if await images.labels(REGISTRY_BASE) is not None:
         progress(f"base: {REGISTRY_BASE} (present locally)")
         return REGISTRY_BASE
-    progress(f"base: trying docker pull {REGISTRY_BASE} (up to {PULL_TIMEOUT:.0f} s)")
+    progress(f"base: trying to pull {REGISTRY_BASE} (up to {PULL_TIMEOUT:.0f} s)")
     try:
-        result = _docker("pull", REGISTRY_BASE, timeout=PULL_TIMEOUT)
+        await images.pull(REGISTRY_BASE, timeout=PULL_TIMEOUT)
     except RuntimeFailure as exc:
         progress(f"base: pull failed: {exc}")
-        return None
-    if result.returncode != 0:
-        reason = (result.stderr or result.stdout).strip().splitlines()
-        progress(f"base: pull failed: {reason[-1] if reason else 'unknown error'}")
         return None
     return REGISTRY_BASE
 
@@ -225,15 +212,47 @@ def _debootstrap_tarball(mirror: str, security_mirror: str, progress: Progress) 
     return tarball
 
 
-def _local_base(mirror: str, security_mirror: str, progress: Progress) -> str:
-    if image_present(LOCAL_BASE):
+# The debootstrap'ed root filesystem as an image: what `docker import` would make, built
+# through the same API as every other image (ADD unpacks a local tar, owners and modes kept).
+LOCAL_BASE_DOCKERFILE = """\
+FROM scratch
+ADD rootfs.tar /
+ENV LANG=C.UTF-8
+CMD ["/bin/bash"]
+"""
+
+
+async def _local_base(images: DockerImages, mirror: str, security_mirror: str,
+                      progress: Progress) -> str:
+    if await images.labels(LOCAL_BASE) is not None:
         progress(f"base: {LOCAL_BASE} (present locally)")
         return LOCAL_BASE
-    tarball = _debootstrap_tarball(mirror, security_mirror, progress)
-    progress(f"base: docker import {tarball} {LOCAL_BASE}")
-    _stream(["docker", "import", "-c", 'CMD ["/bin/bash"]', "-c", "ENV LANG=C.UTF-8",
-             str(tarball), LOCAL_BASE], progress, "docker import of the base image")
+    tarball = await asyncio.to_thread(_debootstrap_tarball, mirror, security_mirror, progress)
+    await build_rootfs_image(images, tarball, LOCAL_BASE, progress)
     return LOCAL_BASE
+
+
+async def build_rootfs_image(images: DockerImages, tarball: Path, tag: str,
+                             progress: Progress) -> None:
+    """Make image ``tag`` of the root filesystem in ``tarball`` (the local base)."""
+    progress(f"base: building {tag} from {tarball}")
+    await images.build({"Dockerfile": LOCAL_BASE_DOCKERFILE.encode(), "rootfs.tar": tarball},
+                       tag=tag, dockerfile="Dockerfile", progress=progress)
+
+
+async def _ensure_base(
+    images: DockerImages, base: BaseMode, mirror: str, security_mirror: str,
+    progress: Progress,
+) -> str:
+    if base not in ("auto", "registry", "debootstrap"):
+        raise RuntimeFailure(f"unknown base {base!r} (auto, registry or debootstrap)")
+    if base in ("auto", "registry"):
+        found = await _try_registry_base(images, progress)
+        if found:
+            return found
+        if base == "registry":
+            raise RuntimeFailure(f"cannot pull {REGISTRY_BASE}; try --base debootstrap")
+    return await _local_base(images, mirror, security_mirror, progress)
 
 
 def ensure_base(
@@ -244,25 +263,17 @@ def ensure_base(
     progress: Progress = print,
 ) -> str:
     """Make the base image available; return its reference."""
-    if base not in ("auto", "registry", "debootstrap"):
-        raise RuntimeFailure(f"unknown base {base!r} (auto, registry or debootstrap)")
-    if base in ("auto", "registry"):
-        found = _try_registry_base(progress)
-        if found:
-            return found
-        if base == "registry":
-            raise RuntimeFailure(f"cannot pull {REGISTRY_BASE}; try --base debootstrap")
-    return _local_base(mirror, security_mirror, progress)
+    return _on_engine(lambda images: _ensure_base(images, base, mirror, security_mirror,
+                                                  progress))
 
 
 # -- the build --------------------------------------------------------------------------------
 
 
-def _context(name: str, directory: Path) -> None:
-    for path in _sources(name):
-        shutil.copy2(path, directory / path.name)
-    (directory / "host-ca.crt").write_text("".join(host_extra_cas()))
-    (directory / ".dockerignore").write_text("")
+def _context(name: str) -> dict[str, Path | bytes]:
+    files: dict[str, Path | bytes] = {path.name: path for path in _sources(name)}
+    files["host-ca.crt"] = "".join(host_extra_cas()).encode()
+    return files
 
 
 def _pem_blocks(text: str) -> list[str]:
@@ -309,30 +320,23 @@ def build_image(
     """
     tag = tag or default_tag(name)
     wanted = image_hash(name)
-    with _build_lock(cache_dir()):
-        if not force and image_label(tag) == wanted:
+
+    async def build(images: DockerImages) -> None:
+        if not force and ((await images.labels(tag)) or {}).get(HASH_LABEL) == wanted:
             progress(f"{tag} is up to date ({HASH_LABEL}={wanted})")
-            return tag
+            return
         started = time.monotonic()
-        base_ref = ensure_base(base, mirror=mirror, security_mirror=security_mirror,
-                               progress=progress)
-        with tempfile.TemporaryDirectory(prefix="labspace-build.") as tmp:
-            context = Path(tmp)
-            _context(name, context)
-            cmd = [
-                "docker", "build", "--rm", "--force-rm",
-                "--build-arg", f"BASE={base_ref}",
-                "--label", f"{HASH_LABEL}={wanted}",
-                "--label", f"{NAME_LABEL}={name}",
-                "-f", str(context / IMAGES[name]), "-t", tag,
-            ]
-            if force:
-                cmd.append("--no-cache")
-            progress(f"building {tag} from {base_ref}")
-            _stream([*cmd, str(context)], progress, f"docker build of {tag}")
-        if image_label(tag) != wanted:
-            raise RuntimeFailure(f"docker build of {tag} finished but the image lacks its label")
+        base_ref = await _ensure_base(images, base, mirror, security_mirror, progress)
+        progress(f"building {tag} from {base_ref}")
+        await images.build(
+            _context(name), tag=tag, dockerfile=IMAGES[name], buildargs={"BASE": base_ref},
+            labels={HASH_LABEL: wanted, NAME_LABEL: name}, nocache=force, progress=progress)
+        if ((await images.labels(tag)) or {}).get(HASH_LABEL) != wanted:
+            raise RuntimeFailure(f"the build of {tag} finished but the image lacks its label")
         progress(f"built {tag} in {time.monotonic() - started:.0f} s")
+
+    with _build_lock(cache_dir()):
+        _on_engine(build)
     return tag
 
 
@@ -369,7 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tag = args.tag or default_tag(args.name)
     if args.check:
-        current = image_up_to_date(tag, args.name)
+        try:
+            current = image_up_to_date(tag, args.name)
+        except RuntimeFailure as exc:  # no engine answers: the image is not usable either
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"{tag}: {'up to date' if current else 'missing or out of date'}")
         return 0 if current else 1
 

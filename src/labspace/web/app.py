@@ -67,7 +67,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         title="labspace",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/hub/api/docs",
+        docs_url=None,  # web/apidocs.py serves it with its assets (no CDN)
         redoc_url=None,
         openapi_url="/hub/api/openapi.json",
     )
@@ -99,8 +99,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def not_found(request: Request, _error: Exception) -> Response:
         return error_response(request, 404, "there is nothing at this address")
 
-    from labspace.web import api, login, open, pages
+    from labspace.web import api, apidocs, login, open, pages
 
+    apidocs.add_api_docs(app)
     app.include_router(api.router)
     app.include_router(login.router)
     app.include_router(pages.router)

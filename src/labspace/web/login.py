@@ -85,20 +85,21 @@ async def login_submit(
             error="The login form expired or did not come from this site; please try again.",
         )
     # The address the proxy saw (web/forwarded.py): a client cannot choose the one it is
-    # counted under. The rules (per pair, per account, per address): identity/throttle.py.
+    # counted under. The rules (per pair, per account, per address): identity/throttle.py;
+    # the failures are kept in the database (identity/failedlogins.py).
     key = (normalise(username), request.client.host if request.client else "")
     try:
-        hub.login_throttle.check(*key)
+        await hub.login_throttle.check(*key)
         user = await login(hub.authenticator, hub.users, username, password)
     except (NotAuthenticated, TooManyAttempts) as error:
         if isinstance(error, NotAuthenticated):
-            hub.login_throttle.failed(*key)
+            await hub.login_throttle.failed(*key)
         response = _login_form(request, hub, error.http_status, next=safe_next(next),
                                username=username, error=error.message)
         if isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
-    hub.login_throttle.succeeded(*key)
+    await hub.login_throttle.succeeded(*key)
     async with hub.db.session() as session:
         token = await issue_token(session, user, kind="session",
                                   max_age=hub.settings.session_max_age)
