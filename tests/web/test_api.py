@@ -116,11 +116,13 @@ def test_tokens_are_listed_without_values_and_revocable(stack: Stack,
                                                         people: dict[str, Person]) -> None:
     bob = people["bob"]
     with stack.client() as admin:
-        spare = admin.post("/hub/api/users/bob/tokens", json={"note": "laptop"}).json()["token"]
+        # A note of its own: other tests give bob "laptop" tokens too.
+        spare = admin.post("/hub/api/users/bob/tokens",
+                           json={"note": "spare-laptop"}).json()["token"]
     with bob.api() as api:
         listed = api.get("/hub/api/tokens").json()
         assert spare not in str(listed) and bob.token not in str(listed)
-        laptop = next(t for t in listed if t["note"] == "laptop")
+        laptop = next(t for t in listed if t["note"] == "spare-laptop")
         assert laptop["kind"] == "api" and laptop["current"] is False
         assert any(t["current"] for t in listed)
         assert api.delete(f"/hub/api/tokens/{laptop['id']}").status_code == 204
