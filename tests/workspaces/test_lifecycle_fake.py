@@ -70,7 +70,7 @@ async def test_start_stop_delete_in_milliseconds(make_hub: HubFactory) -> None:
     assert [i.ended_at is None for i in await hub.store.instances(record.id)] == [False, True]
     await hub.manager.delete("ada", "quick")
     assert runtime.containers == {}
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < 5  # no engine, no image: milliseconds, with room for CI
 
 
 async def test_a_crash_after_start_fails_with_the_logs(make_hub: HubFactory) -> None:
@@ -106,17 +106,19 @@ async def test_a_stop_cancels_a_slow_start(make_hub: HubFactory) -> None:
     await asyncio.sleep(0.2)  # inside the engine's slow start
     began = time.monotonic()
     assert (await hub.manager.stop("ada", "slow")).state == State.STOPPED
-    assert time.monotonic() - began < 1
+    assert time.monotonic() - began < 2.5  # not the 5 s the start would have taken
     assert not hub.manager.busy(record.id)
 
 
 async def test_many_workspaces_start_concurrently(make_hub: HubFactory) -> None:
-    hub = await make_hub(FakeRuntime(start_delay=0.2), max_parallel_starts=20)
+    hub = await make_hub(FakeRuntime(start_delay=0.5), max_parallel_starts=20)
     names = [f"w{i}" for i in range(20)]
     began = time.monotonic()
     states = await asyncio.gather(*(started(hub, name) for name in names))
     assert set(states) == {State.RUNNING}
-    assert time.monotonic() - began < 2  # not 20 x 0.2 s: they do not wait for each other
+    # One after the other would take 20 x 0.5 s; together about 0.5 s (a loaded CI machine
+    # adds some: the bound leaves room for it and still fails a serial start).
+    assert time.monotonic() - began < 5
 
 
 async def test_a_new_hub_adopts_running_workspaces_and_resumes_starts(
