@@ -7,7 +7,6 @@ import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -156,23 +155,12 @@ async def test_an_upgrade_keeps_running_workspaces_routed(tmp_path: Path) -> Non
     """A database from before instances (revision 0003) with a running workspace: after the
     migration the workspace has an open instance with its address and its template's app
     settings, so the proxy keeps routing it without a restart."""
-    from alembic import command
-    from alembic.config import Config
-
     from labspace.proxy.dbsource import DatabaseRouteSource
-    from labspace.state.db import MIGRATIONS_DIR
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     old = Database(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    await old.migrate("0003")
     async with old.engine.begin() as connection:
-
-        def to_0003(sync_connection: Any) -> None:
-            config.attributes["connection"] = sync_connection
-            command.upgrade(config, "0003")
-
-        await connection.run_sync(to_0003)
         await connection.execute(text(
             "INSERT INTO users (id, name, uid, is_admin, disabled, created_at) "
             "VALUES (1, 'ada', 1001, 0, 0, '2026-01-01 00:00:00.000000')"))

@@ -64,12 +64,13 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent).
+    async def migrate(self, to: str = HEAD_REVISION) -> None:
+        """Bring the schema to revision ``to``, by default the newest (idempotent; tests of
+        upgrades stop at an older one).
 
         When the schema is current, Alembic is not even imported (it would stay in the hub's
         memory for nothing)."""
-        if await self._revision() == HEAD_REVISION:
+        if await self._revision() == to:
             return
         from alembic import command
         from alembic.config import Config
@@ -80,7 +81,7 @@ class Database:
 
             def upgrade(sync_connection: Any) -> None:
                 config.attributes["connection"] = sync_connection
-                command.upgrade(config, "head")
+                command.upgrade(config, to)
 
             await connection.run_sync(upgrade)
 
