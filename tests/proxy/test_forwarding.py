@@ -169,7 +169,7 @@ def port_of(url: str) -> int:
 # ------------------------------------------------------------------ retries
 
 
-def drop_second(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
+async def drop_second(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
     """Answer the first request on each connection; read the second and hang up unanswered
     (what an upstream whose keep-alive timer fired as the request came in looks like)."""
     if request.index == 0:
@@ -178,25 +178,21 @@ def drop_second(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
     return False
 
 
-async def test_a_post_is_never_sent_twice(raw: Raw, client):
-    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
-        return drop_second(request, writer)
-
-    raw.upstream.script = script
+async def pool_a_connection_that_drops_its_next_request(raw: Raw, client) -> None:
+    raw.upstream.script = drop_second
     async with client.get(f"{raw.url}/first", headers=TOKEN) as resp:
         assert resp.status == 200
+
+
+async def test_a_post_is_never_sent_twice(raw: Raw, client):
+    await pool_a_connection_that_drops_its_next_request(raw, client)
     async with client.post(f"{raw.url}/once", headers=TOKEN) as resp:
         assert resp.status == 502
     assert len(raw.upstream.seen("/once")) == 1
 
 
 async def test_an_idempotent_request_is_retried_once_on_a_fresh_connection(raw: Raw, client):
-    async def script(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
-        return drop_second(request, writer)
-
-    raw.upstream.script = script
-    async with client.get(f"{raw.url}/first", headers=TOKEN) as resp:
-        assert resp.status == 200
+    await pool_a_connection_that_drops_its_next_request(raw, client)
     async with client.get(f"{raw.url}/again", headers=TOKEN) as resp:
         assert resp.status == 200
         assert await resp.read() == b"ok"
