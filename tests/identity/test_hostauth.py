@@ -28,7 +28,7 @@ def test_forged_or_crossed_values_fail() -> None:
     # a ticket is no cookie and a cookie no ticket (separate derived keys)
     assert signer.open_cookie(ticket, HOST) is None
     assert signer.open_ticket(cookie, HOST) is None
-    version, body, mac = cookie.split(".")
-    assert signer.open_cookie(f"{version}.{body}x.{mac}", HOST) is None
+    body, mac = cookie.rsplit(".", 1)
+    assert signer.open_cookie(f"{body}x.{mac}", HOST) is None
     for junk in ("", "v1", "v1..", "v2.a.b", "v1.!!!.???", "x" * 5000):
         assert signer.open_cookie(junk, HOST) is None and signer.open_ticket(junk, HOST) is None

@@ -13,31 +13,23 @@ other:
   proxy looks the session up on every (cached) request, so logging out, revoking the session
   or disabling the user ends the host cookie too.
 
-A cookie shown to another host fails its signature check, so one workspace's cookie is worth
-nothing on any other. Stdlib only: the proxy imports it.
+A cookie shown to another host is refused, so one workspace's cookie is worth nothing on any
+other. Light imports (itsdangerous, already the hub's CSRF signer): the proxy uses it.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeSerializer
 
 TICKET_TTL = 60
 APP_COOKIE = "labspace-app"
 SECURE_APP_COOKIE = "__Host-labspace-app"
-_VERSION = "v1"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+MAX_LENGTH = 1000  # longer is no ticket or cookie of ours: refused before any decoding
 
 
 @dataclass(frozen=True)
@@ -49,62 +41,51 @@ class Ticket:
 
 
 class HostSigner:
-    """Signs and checks tickets and host cookies with keys derived from ``key``."""
+    """Signs and checks tickets and host cookies: itsdangerous, as for the hub's CSRF tokens,
+    with a salt of their own each, so neither can pass for the other."""
 
     def __init__(self, key: str) -> None:
-        secret = key.encode()
-        self._ticket_key = hmac.new(secret, b"labspace host ticket", hashlib.sha256).digest()
-        self._cookie_key = hmac.new(secret, b"labspace host cookie", hashlib.sha256).digest()
+        self._tickets = URLSafeSerializer(key, salt="labspace host ticket")
+        self._cookies = URLSafeSerializer(key, salt="labspace host cookie")
 
     @staticmethod
-    def _seal(key: bytes, fields: list[str]) -> str:
-        body = _b64("|".join(fields).encode())
-        mac = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-        return f"{_VERSION}.{body}.{mac}"
-
-    @staticmethod
-    def _open(key: bytes, value: str, count: int) -> list[str] | None:
-        if len(value) > 1000:
-            return None
-        version, _, rest = value.partition(".")
-        body, _, mac = rest.partition(".")
-        if version != _VERSION or not body or not mac:
-            return None
-        expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, mac):
+    def _open(serializer: URLSafeSerializer, value: str, count: int) -> list[Any] | None:
+        if len(value) > MAX_LENGTH:
             return None
         try:
-            fields = _unb64(body).decode().split("|")
-        except (ValueError, UnicodeDecodeError):
+            fields = serializer.loads(value)
+        except BadData:
             return None
-        return fields if len(fields) == count else None
+        if not isinstance(fields, list) or len(fields) != count:
+            return None
+        return fields
 
     def ticket(self, host: str, session_digest: str, *, now: float | None = None) -> str:
         expires = int((time.time() if now is None else now) + TICKET_TTL)
-        return self._seal(self._ticket_key,
-                          [host.lower(), session_digest, str(expires), secrets.token_hex(16)])
+        return str(self._tickets.dumps(
+            [host.lower(), session_digest, expires, secrets.token_hex(16)]))
 
     def open_ticket(self, value: str, host: str, *, now: float | None = None) -> Ticket | None:
         """The ticket if it is genuine, for ``host`` and not expired; None otherwise.
         (Single use is the caller's part: it remembers nonces until they expire.)"""
-        fields = self._open(self._ticket_key, value, 4)
-        if fields is None or not fields[2].isdigit():
+        fields = self._open(self._tickets, value, 4)
+        if fields is None or not isinstance(fields[2], int):
             return None
-        ticket = Ticket(host=fields[0], session_digest=fields[1], expires=int(fields[2]),
-                        nonce=fields[3])
+        ticket = Ticket(host=str(fields[0]), session_digest=str(fields[1]), expires=fields[2],
+                        nonce=str(fields[3]))
         if ticket.host != host.lower() or ticket.expires < (time.time() if now is None else now):
             return None
         return ticket
 
     def cookie(self, host: str, session_digest: str) -> str:
-        return self._seal(self._cookie_key, [host.lower(), session_digest])
+        return str(self._cookies.dumps([host.lower(), session_digest]))
 
     def open_cookie(self, value: str, host: str) -> str | None:
         """The session digest a host cookie carries, if it is genuine and for ``host``."""
-        fields = self._open(self._cookie_key, value, 2)
+        fields = self._open(self._cookies, value, 2)
         if fields is None or fields[0] != host.lower():
             return None
-        return fields[1]
+        return str(fields[1])
 
 
 def app_cookie_name(secure: bool) -> str:
