@@ -19,6 +19,8 @@ from labspace.config import Settings
 from labspace.errors import LabspaceError
 from labspace.hub import Hub, open_hub
 from labspace.hubedge import proxy_proof
+from labspace.identity.hostauth import HostSigner
+from labspace.origins import Origins
 from labspace.runtime import Runtime
 from labspace.web.forwarded import TrustedForwarding
 from labspace.web.limits import BodyLimits
@@ -57,6 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         hub: Hub = await open_hub(settings, runtime)
         app.state.hub = hub
         app.state.signing_key = settings.signing_key()
+        app.state.host_signer = HostSigner(app.state.signing_key)  # tickets to workspace hosts
         await hub.start_background()
         try:
             yield
@@ -72,6 +75,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         openapi_url="/hub/api/openapi.json",
     )
     app.state.settings = settings
+    # Worked out once: settings.url may ask the system for its host name.
+    app.state.origins = Origins(settings.url, settings.apps_domain)
     app.state.templates = templates
 
     @app.exception_handler(LabspaceError)

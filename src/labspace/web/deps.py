@@ -83,9 +83,8 @@ def check_origin(request: Request) -> None:
     """A browser's change must come from a page of the hub's own origin. Browsers send
     ``Origin`` with every non-GET request; a workspace host or another port of this host is
     another origin, even where the cookie would be sent (same site)."""
-    settings = get_hub(request).settings
-    expected = Origins(settings.url, settings.apps_domain).own_origin(
-        request.headers.get("host", ""))
+    origins: Origins = request.app.state.origins
+    expected = origins.own_origin(request.headers.get("host", ""))
     origin = request.headers.get("origin")
     if origin is None or origin.lower() != expected:
         raise PermissionDenied(

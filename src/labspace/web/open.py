@@ -39,8 +39,7 @@ async def open_workspace(
     request: Request, owner: str, name: str, hub: HubDep,
     caller: Annotated[Caller | None, Depends(optional_caller)],
 ) -> Response:
-    settings = hub.settings
-    if not settings.apps_domain:
+    if not hub.settings.apps_domain:
         raise NotFound("there is nothing at this address")  # path mode: the proxy serves it
     path = _raw_path(request)
     if caller is None:
@@ -49,9 +48,10 @@ async def open_workspace(
     if record.state != State.RUNNING:
         return RedirectResponse(f"/hub/workspaces/{quote(owner)}/{quote(name)}",
                                 status_code=303)
-    origins = Origins(settings.url, settings.apps_domain)
+    origins: Origins = request.app.state.origins
+    signer: HostSigner = request.app.state.host_signer
     host = origins.workspace_host(owner, name)
-    ticket = HostSigner(request.app.state.signing_key).ticket(host, digest(caller.credential))
+    ticket = signer.ticket(host, digest(caller.credential))
     query = urlencode({"ticket": ticket, "next": path})
     response = RedirectResponse(f"{origins.workspace_origin(owner, name)}{AUTH_PATH}?{query}",
                                 status_code=303)
