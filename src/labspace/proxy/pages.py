@@ -68,17 +68,16 @@ def health() -> web.Response:
     return web.Response(text='{"status": "ok"}', content_type="application/json")
 
 
-def to_hub() -> web.Response:
-    return web.Response(status=302, headers={"Location": "/hub/", **_NO_STORE})
-
-
 def see_other(location: str) -> web.Response:
     return web.Response(status=302, headers={"Location": location, **_NO_STORE})
 
 
+def to_hub() -> web.Response:
+    return see_other("/hub/")
+
+
 def login_redirect(path_qs: str) -> web.Response:
-    location = "/hub/login?next=" + quote(path_qs, safe="/")
-    return web.Response(status=302, headers={"Location": location, **_NO_STORE})
+    return see_other("/hub/login?next=" + quote(path_qs, safe="/"))
 
 
 def unauthenticated() -> web.Response:
