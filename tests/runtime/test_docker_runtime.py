@@ -77,6 +77,8 @@ async def test_round_trip(docker_runtime: DockerRuntime, base_image: str, make_s
     # Where each port is reachable is the runtime's answer, not something callers build.
     ip = started.ip_address
     assert started.endpoints == {8888: f"http://{ip}:8888", 2222: f"http://{ip}:2222"}
+    # The backend's own state, kept with the instance record: the network it joined.
+    assert started.state == {"engine": "docker", "network": spec.network or "default"}
     log_config = json.loads(subprocess.run(
         ["docker", "inspect", "-f", "{{json .HostConfig.LogConfig}}", created.id],
         capture_output=True, text=True, check=True).stdout)
@@ -88,7 +90,7 @@ async def test_round_trip(docker_runtime: DockerRuntime, base_image: str, make_s
     listed = await docker_runtime.list(mine)
     assert [info.id for info in listed] == [created.id]
     assert listed[0].running and listed[0].ip_address == started.ip_address
-    assert listed[0].endpoints == started.endpoints
+    assert listed[0].endpoints == started.endpoints and listed[0].state == started.state
 
     for _ in range(50):
         logs = await docker_runtime.logs(created.id, tail=10)
@@ -126,6 +128,24 @@ async def test_round_trip(docker_runtime: DockerRuntime, base_image: str, make_s
         await docker_runtime.start(created.id)
     with pytest.raises(NotFound):
         await docker_runtime.logs(created.id)
+
+
+async def test_an_app_that_exits_leaves_its_code_and_logs(
+        docker_runtime: DockerRuntime, base_image: str, make_spec: SpecFactory):
+    """What a failed start reports (the lifecycle logic is tested on the FakeRuntime): the exit
+    code and the last log lines of a container whose app has exited."""
+    spec = make_spec(base_image, command=["sh", "-c", "echo boom-from-app >&2; exit 3"])
+    created = await docker_runtime.create(spec)
+    await docker_runtime.start(created.id)
+    for _ in range(100):  # bounded: 100 x 50 ms
+        info = await docker_runtime.inspect(created.id)
+        if info is not None and not info.running:
+            break
+        await asyncio.sleep(0.05)
+    assert info is not None and info.status == "exited" and info.exit_code == 3
+    assert info.endpoints == {}
+    assert "boom-from-app" in await docker_runtime.logs(created.id, tail=5)
+    await docker_runtime.remove(created.id)
 
 
 async def test_duplicate_name_conflicts(

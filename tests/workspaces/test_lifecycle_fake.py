@@ -62,6 +62,7 @@ async def test_start_stop_delete_in_milliseconds(make_hub: HubFactory) -> None:
     (instance,) = await hub.store.instances(record.id)
     assert instance.handle == record.container_id and instance.ended_at is None
     assert instance.endpoints == {"app": record.target}
+    assert instance.runtime_state == container.state == {"engine": "fake"}  # the backend's own
     assert instance.spec["image_id"] == container.image_id and instance.spec["app"]["port"] == 8888
     assert (await hub.manager.stop("ada", "quick")).state == State.STOPPED
     assert (await hub.store.instances(record.id))[0].ended_at is not None
@@ -80,10 +81,18 @@ async def test_a_crash_after_start_fails_with_the_logs(make_hub: HubFactory) -> 
     assert "exited (code 1)" in message and "the app crashed" in message
 
 
-async def test_an_app_that_never_answers_times_out(make_hub: HubFactory) -> None:
-    hub = await make_hub(FakeRuntime(never_healthy=True), start_timeout=0.5)
+async def test_an_app_that_never_answers_times_out_with_its_logs(make_hub: HubFactory) -> None:
+    runtime = FakeRuntime(never_healthy=True)
+    hub = await make_hub(runtime, start_timeout=0.5)
     assert await started(hub, "deaf") == State.FAILED
-    assert "did not answer within" in (await hub.store.get("ada", "deaf")).message
+    failed = await hub.store.get("ada", "deaf")
+    assert "did not answer within" in failed.message
+    assert "loading a very large model" in failed.message  # the app's last log lines
+    # Stopped, and kept for its logs; a failed workspace is deleted cleanly.
+    info = await runtime.inspect(failed.container_id or "")
+    assert info is not None and not info.running
+    await hub.manager.delete("ada", "deaf")
+    assert runtime.containers == {}
 
 
 async def test_engine_down_fails_the_start_with_the_engines_message(
@@ -108,6 +117,11 @@ async def test_a_stop_cancels_a_slow_start(make_hub: HubFactory) -> None:
     assert (await hub.manager.stop("ada", "slow")).state == State.STOPPED
     assert time.monotonic() - began < 2.5  # not the 5 s the start would have taken
     assert not hub.manager.busy(record.id)
+    assert not any(c.info.running for c in runtime.containers.values())
+    runtime.start_delay = 0  # and it starts again
+    await hub.manager.start("ada", "slow")
+    await hub.manager.wait_settled(record.id)
+    assert (await hub.store.get("ada", "slow")).state == State.RUNNING
 
 
 async def test_many_workspaces_start_concurrently(make_hub: HubFactory) -> None:
@@ -147,3 +161,21 @@ async def test_reconcile_notices_a_container_that_died(make_hub: HubFactory) -> 
     assert "ada/doomed" in report.marked
     assert (await hub.store.get("ada", "doomed")).state == State.STOPPED
     assert await reconcile(hub.manager) == await reconcile(hub.manager)  # idempotent
+
+
+async def test_reconcile_notices_a_container_removed_behind_its_back(
+        make_hub: HubFactory) -> None:
+    runtime = FakeRuntime()
+    hub = await make_hub(runtime)
+    assert await started(hub, "doomed") == State.RUNNING
+    gone = (await hub.store.get("ada", "doomed")).container_id or ""
+    await runtime.remove(gone)  # `docker rm -f` by someone else
+    report = await reconcile(hub.manager)
+    assert "ada/doomed" in report.marked
+    marked = await hub.store.get("ada", "doomed")
+    assert marked.state in (State.FAILED, State.STOPPED) and "outside labspace" in marked.message
+    # It starts again in a fresh container.
+    await hub.manager.start("ada", "doomed")
+    await hub.manager.wait_settled(marked.id)
+    again = await hub.store.get("ada", "doomed")
+    assert again.state == State.RUNNING and again.container_id not in ("", None, gone)

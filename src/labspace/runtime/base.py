@@ -72,6 +72,10 @@ class ContainerInfo:
     endpoints: dict[int, str] = field(default_factory=dict)
     node: str = ""  # where the backend placed it ("" on a single engine)
     image_id: str = ""  # the exact image it runs ("sha256:..."), whatever its tag says now
+    # The backend's own facts about this container, kept with the instance record and never
+    # read by the manager (JupyterHub's Spawner.get_state): Docker keeps its network; a swarm
+    # backend would keep its service and task ids.
+    state: dict[str, str] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:

@@ -136,6 +136,7 @@ def _info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
         error=state.get("Error") or None,
         endpoints=_endpoints(running_ip, _exposed(data.get("Config") or {})),
         image_id=data.get("Image") or "",
+        state={"engine": "docker", "network": mode} if mode else {"engine": "docker"},
     )
 
 
@@ -157,6 +158,7 @@ def _info_from_summary(data: dict[str, Any]) -> ContainerInfo:
         exit_code=_status_exit_code(data.get("Status", "")) if status == "exited" else None,
         endpoints=_endpoints(running_ip, sorted(ports)),
         image_id=data.get("ImageID") or "",
+        state={"engine": "docker", "network": mode} if mode else {"engine": "docker"},
     )
 
 

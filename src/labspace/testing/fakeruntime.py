@@ -69,7 +69,8 @@ class FakeRuntime:
             raise Conflict(f"a container named {spec.name} exists already")
         container_id = f"fake{next(self._ids):08d}"
         info = ContainerInfo(id=container_id, name=spec.name, status="created",
-                             labels=dict(spec.labels), image_id=f"sha256:fake-{spec.image}")
+                             labels=dict(spec.labels), image_id=f"sha256:fake-{spec.image}",
+                             state={"engine": "fake"})
         self.containers[container_id] = _Container(info, spec)
         return info
 
@@ -87,6 +88,7 @@ class FakeRuntime:
             return container.info
         if self.never_healthy:
             port = DEAF_PORT  # the container runs, but nothing answers there
+            container.logs.append("loading a very large model (never listens)")
         else:
             container.server, port = await _serve_ok()
             container.logs.append("the app is listening")

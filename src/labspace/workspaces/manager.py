@@ -176,7 +176,7 @@ class WorkspaceManager:
             # Every start is recorded (a kept container started again is a new start too).
             await self.store.begin_instance(
                 record.id, instance_spec(template, container.image_id), handle=container.id,
-                node=container.node)
+                node=container.node, runtime_state=container.state)
             if not container.running:
                 container = await self.runtime.start(container.id)
                 await self.store.note(record, "container started")

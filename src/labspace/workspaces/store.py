@@ -190,16 +190,18 @@ class WorkspaceStore:
         return record
 
     async def begin_instance(self, workspace_id: int, spec: dict[str, Any], *, handle: str,
-                             node: str = "") -> None:
+                             node: str = "", runtime_state: dict[str, str] | None = None,
+                             ) -> None:
         """Record a start (its container exists now). A start resumed after a hub restart
-        keeps its open instance and only refreshes where it runs."""
+        keeps its open instance and only refreshes where it runs and the backend's state."""
+        state = dict(runtime_state or {})
         async with self.db.session() as session:
             current = await _open_instance(session, workspace_id)
             if current is not None:
-                current.handle, current.node = handle, node
+                current.handle, current.node, current.runtime_state = handle, node, state
                 return
             session.add(WorkspaceInstance(workspace_id=workspace_id, spec=spec, handle=handle,
-                                          node=node, runtime_state={}, endpoints={},
+                                          node=node, runtime_state=state, endpoints={},
                                           devices=[]))
 
     async def instances(self, workspace_id: int) -> builtins.list[WorkspaceInstance]:
