@@ -169,7 +169,7 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self.authenticated()  # no longer open, so no longer counted
         super().connection_lost(exc)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows a bool
         # A client may half-close once its requests are sent and still read the answers
         # (RFC 9112 section 9.6); aiohttp's protocol closes at once. Stay half-open while
         # complete requests await their answers, and close once the last one is answered.
