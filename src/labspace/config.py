@@ -14,7 +14,7 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         description="Name of this labspace installation; labels every container it owns so "
         "several installations can share one Docker engine.",
     )
+    runtime: Literal["docker", "swarm"] = Field(
+        "docker",
+        description="Where workspaces run: \"docker\", this host's engine; \"swarm\", any node "
+        "of the Docker swarm this host manages (see docs/admin.md, \"Several servers\").",
+    )
     docker_url: str | None = Field(
         None, description="Docker engine URL. Default: DOCKER_HOST or the local socket."
     )
@@ -103,6 +108,10 @@ class Settings(BaseSettings):
     )
     start_timeout: float = Field(
         180.0, description="Seconds a workspace may take from request to a healthy app."
+    )
+    placement_timeout: float = Field(
+        900.0, description="Seconds a start may wait for a node with room (runtime = "
+        "\"swarm\"); it shows \"waiting for capacity\" meanwhile and can be cancelled.",
     )
     stop_timeout: float = Field(
         10.0, description="Seconds a workspace's processes get to exit before they are killed."

@@ -84,6 +84,10 @@ class Hub:
 
 
 def default_runtime(settings: Settings) -> Runtime:
+    if settings.runtime == "swarm":
+        from labspace.runtime.swarm import SwarmRuntime
+
+        return SwarmRuntime(settings.docker_url)
     from labspace.runtime.docker import DockerRuntime
 
     return DockerRuntime(settings.docker_url)

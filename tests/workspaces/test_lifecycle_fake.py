@@ -14,7 +14,7 @@ import pytest
 from labspace.config import Settings
 from labspace.hub import Hub, open_hub
 from labspace.testing import FakeRuntime
-from labspace.testing.fakeruntime import ENGINE_DOWN
+from labspace.testing.fakeruntime import ENGINE_DOWN, WAITING
 from labspace.workspaces.reconcile import reconcile
 from labspace.workspaces.states import State
 
@@ -179,3 +179,36 @@ async def test_reconcile_notices_a_container_removed_behind_its_back(
     await hub.manager.wait_settled(marked.id)
     again = await hub.store.get("ada", "doomed")
     assert again.state == State.RUNNING and again.container_id not in ("", None, gone)
+
+
+async def test_a_start_waits_for_capacity_and_says_so(make_hub: HubFactory) -> None:
+    hub = await make_hub(FakeRuntime(placement_delay=1.0))
+    assert await started(hub, "queued") == State.RUNNING
+    record = await hub.store.get("ada", "queued")
+    messages = [event.message for event in await hub.store.events(record.id)]
+    assert WAITING in messages  # shown while it waited, once
+    assert messages.count(WAITING) == 1
+    assert messages.index(WAITING) < messages.index("ready")
+
+
+async def test_a_start_waiting_for_capacity_can_be_cancelled(make_hub: HubFactory) -> None:
+    runtime = FakeRuntime(placement_delay=30)
+    hub = await make_hub(runtime)
+    record = await hub.manager.create("ada", "queued", "jupyterlab")
+    await hub.manager.start("ada", "queued")
+    for _ in range(100):  # bounded: until the wait is shown
+        if (await hub.store.get("ada", "queued")).message == WAITING:
+            break
+        await asyncio.sleep(0.02)
+    assert (await hub.store.get("ada", "queued")).message == WAITING
+    began = time.monotonic()
+    assert (await hub.manager.stop("ada", "queued")).state == State.STOPPED
+    assert time.monotonic() - began < 2 and not hub.manager.busy(record.id)
+
+
+async def test_a_start_that_never_finds_room_fails_after_the_placement_timeout(
+        make_hub: HubFactory) -> None:
+    hub = await make_hub(FakeRuntime(placement_delay=30), placement_timeout=0.5)
+    assert await started(hub, "never") == State.FAILED
+    message = (await hub.store.get("ada", "never")).message
+    assert "not placed within" in message and WAITING in message

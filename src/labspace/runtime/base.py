@@ -51,6 +51,9 @@ class ContainerSpec:
     hostname: str | None = None
     # Ports the main app listens on inside the container (not published on the host).
     ports: list[int] = field(default_factory=list)
+    # Node labels a node must carry to run it ({"gpu": "true"}); a single engine has no nodes
+    # to choose from and ignores them.
+    node_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,10 @@ class MountSpec(_Strict):
         return value
 
 
+# A node label key or value as placement constraints accept it (no '=', spaces or quotes).
+NODE_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 class TemplateSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Short name used in APIs and the CLI.")
     display_name: str = Field(description="Name shown to people.", max_length=80)
@@ -113,3 +117,16 @@ class TemplateSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     mounts: list[MountSpec] = Field(default_factory=list)
     sudo: bool = Field(False, description="Whether the user may use sudo inside.")
+    node_labels: dict[str, str] = Field(
+        default_factory=dict, max_length=16,
+        description="Node labels a swarm node must carry to run it, e.g. {gpu = \"true\"} "
+        "(runtime = \"swarm\"; a single host ignores them).")
+
+    @field_validator("node_labels")
+    @classmethod
+    def _label_words(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not NODE_LABEL.fullmatch(key) or not NODE_LABEL.fullmatch(text):
+                raise ValueError(f"node label {key}={text}: use letters, digits, '.', '_', "
+                                 "'-' (at most 63 each)")
+        return value

@@ -8,7 +8,9 @@ named for what they inject:
 - ``start_delay``: every start takes this long (a slow image, a busy engine);
 - ``crash_after_start``: the app exits with code 1 right after starting, leaving log lines;
 - ``never_healthy``: the container runs but its app never answers;
-- ``engine_down``: every call fails as a stopped Docker daemon does.
+- ``engine_down``: every call fails as a stopped Docker daemon does;
+- ``placement_delay``: a started container waits this long for a node with room, as a
+  swarm task does ("created", with a "waiting for capacity" message), then runs.
 
 The Docker tests stay for what only the engine can show (limits, mounts, isolation).
 """
@@ -26,6 +28,7 @@ from labspace.errors import Conflict, NotFound, RuntimeFailure
 from labspace.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, ExecResult
 
 ENGINE_DOWN = "cannot reach the container engine: it is not running (fake)"
+WAITING = "waiting for capacity: needs 2 CPUs, largest free 1 CPUs (fake)"
 DEAF_PORT = 9  # "discard": nothing listens on loopback there, so connections are refused
 
 
@@ -35,17 +38,20 @@ class _Container:
     spec: ContainerSpec
     logs: list[str] = field(default_factory=list)
     server: web.AppRunner | None = None
+    placed_at: float | None = None  # while waiting for a node: when one has room
 
 
 class FakeRuntime:
     """Implements labspace.runtime.Runtime in memory; see the module docstring."""
 
     def __init__(self, *, start_delay: float = 0.0, crash_after_start: bool = False,
-                 never_healthy: bool = False, engine_down: bool = False) -> None:
+                 never_healthy: bool = False, engine_down: bool = False,
+                 placement_delay: float = 0.0) -> None:
         self.start_delay = start_delay
         self.crash_after_start = crash_after_start
         self.never_healthy = never_healthy
         self.engine_down = engine_down
+        self.placement_delay = placement_delay
         self.containers: dict[str, _Container] = {}
         self.calls: list[str] = []  # the operations asked for, in order
         self._ids = itertools.count(1)
@@ -81,6 +87,11 @@ class FakeRuntime:
             return container.info
         if self.start_delay:
             await asyncio.sleep(self.start_delay)
+        if self.placement_delay and container.placed_at is None:
+            container.placed_at = asyncio.get_running_loop().time() + self.placement_delay
+            container.info = replace(container.info, status="created", error=WAITING)
+            return container.info
+        container.placed_at = None
         if self.crash_after_start:
             container.logs += ["starting the app", "Traceback: the app crashed (fake)"]
             container.info = replace(container.info, status="exited", exit_code=1,
@@ -101,6 +112,7 @@ class FakeRuntime:
     async def stop(self, container_id: str, timeout: float = 10.0) -> None:
         self._engine("stop")
         container = self._get(container_id)
+        container.placed_at = None  # no longer waiting for a node
         await _stop_server(container)
         if container.info.running:
             container.info = replace(container.info, status="exited", exit_code=0,
@@ -118,9 +130,13 @@ class FakeRuntime:
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         self._engine("inspect")
         try:
-            return self._get(container_id).info
+            container = self._get(container_id)
         except NotFound:
             return None
+        placed_at = container.placed_at
+        if placed_at is not None and asyncio.get_running_loop().time() >= placed_at:
+            return await self.start(container_id)  # room appeared: it runs now
+        return container.info
 
     async def list(self, labels: dict[str, str]) -> builtins.list[ContainerInfo]:
         self._engine("list")

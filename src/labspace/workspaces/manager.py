@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 30
 
 
+def _on(node: str) -> str:
+    return f" on {node}" if node else ""
+
+
 class WorkspaceManager:
     def __init__(
         self,
@@ -179,7 +183,9 @@ class WorkspaceManager:
                 node=container.node, runtime_state=container.state)
             if not container.running:
                 container = await self.runtime.start(container.id)
-                await self.store.note(record, "container started")
+        if container.status == "created":  # the engine has yet to place it (or pull its image)
+            container = await self._wait_placed(record, container)
+        await self.store.note(record, f"container started{_on(container.node)}")
         if not container.running:
             raise StartFailed(f"the container exited (code {container.exit_code}) before its "
                               "app answered", logs=await self._logs(container.id))
@@ -192,6 +198,28 @@ class WorkspaceManager:
         await self._wait_healthy(record, template, target, container.id)
         await self.store.transition(record.id, State.RUNNING, "ready", target=target,
                                     container_id=container.id)
+
+    async def _wait_placed(self, record: WorkspaceRecord, container: ContainerInfo
+                           ) -> ContainerInfo:
+        """Wait while the engine finds a node with room or pulls the image, showing why; a
+        stop cancels the wait. Only a cluster backend ever reports "created" after start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.placement_timeout
+        said = ""
+        while container.status == "created":
+            why = container.error or "waiting to be placed on a node"
+            if why != said:  # the workspace's message, so a list or a page shows it too
+                await self.store.transition(record.id, State.STARTING, why)
+                said = why
+            if loop.time() > deadline:
+                raise StartFailed(f"not placed within {self.settings.placement_timeout:.0f} s: "
+                                  f"{why}")
+            await asyncio.sleep(0.5)
+            found = await self.runtime.inspect(container.id)
+            if found is None:
+                raise StartFailed("the workspace's container vanished while it waited")
+            container = found
+        return container
 
     async def _ensure_container(
         self, record: WorkspaceRecord, template: TemplateSpec, home: Path

@@ -102,6 +102,7 @@ def build_container_spec(
         network=network,
         hostname=ws.name,
         ports=[template.app.port],
+        node_labels=dict(template.node_labels),
     )
 
 
@@ -125,4 +126,5 @@ def instance_spec(template: TemplateSpec, image_id: str) -> dict[str, Any]:
         "limits": template.limits.model_dump(),
         "mounts": [mount.model_dump() for mount in template.mounts],
         "sudo": template.sudo,
+        "node_labels": dict(template.node_labels),
     }

@@ -1,0 +1,289 @@
+"""The Swarm runtime: each workspace a one-replica service, placed by the engine on any node.
+
+Same ``Runtime`` protocol as the single-host DockerRuntime, so the manager does not know which
+one runs. The handle of a workspace is its service id; start and stop scale it to one replica
+and to none; what the single-host runtime reports of a container (status, exit code, address,
+node) comes from the service's current task (``swarmspec.info_from_service``).
+
+Placement is the engine's: reservations equal to the limits and node-label constraints go
+into the service, and a task that fits no node stays pending. ``inspect`` then reports it as
+"created" with a "waiting for capacity: needs ..., largest free ..." message that the
+manager shows while it waits.
+
+aiodocker's DockerError is translated to labspace.errors here, as in runtime/docker.py.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from labspace.errors import Conflict, NotFound, RuntimeFailure
+from labspace.runtime.base import (
+    LABEL_PREFIX,
+    ContainerInfo,
+    ContainerSpec,
+    ContainerStats,
+    ExecResult,
+)
+from labspace.runtime.docker import (
+    BASE_CAPS,
+    CONTAINER_LOG_ROTATION,
+    SUDO_CAPS,
+    check_mount,
+)
+from labspace.runtime.swarmspec import info_from_service, replicas, service_spec
+
+NETWORK_LABEL = LABEL_PREFIX + "network"
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One swarm node as `labspace node list` shows it."""
+
+    id: str
+    hostname: str
+    role: str  # manager or worker
+    state: str  # ready, down, unknown, disconnected
+    availability: str  # active, pause, drain
+    cpus: float
+    memory_bytes: int
+    labels: dict[str, str]
+    address: str = ""
+    reserved_cpus: float = 0.0  # reserved by the tasks running there
+    reserved_memory_bytes: int = 0
+
+    @property
+    def free_cpus(self) -> float:
+        return max(0.0, self.cpus - self.reserved_cpus)
+
+    @property
+    def free_memory_bytes(self) -> int:
+        return max(0, self.memory_bytes - self.reserved_memory_bytes)
+
+    @property
+    def schedulable(self) -> bool:
+        return self.state == "ready" and self.availability == "active"
+
+
+def _fail(exc: DockerError, what: str) -> RuntimeFailure:
+    return RuntimeFailure(f"{what}: {exc.message}", detail=repr(exc))
+
+
+class SwarmRuntime:
+    """Implements labspace.runtime.Runtime on a swarm manager's engine API."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self._url = url
+        self._docker: aiodocker.Docker | None = None
+        self._node_names: dict[str, str] = {}
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self._url)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    async def _query(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        return await self.docker._query_json(path, method=method, **kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        for mount in spec.mounts:
+            check_mount(mount)
+        body = service_spec(spec, caps=BASE_CAPS + (SUDO_CAPS if spec.sudo else []),
+                            log_options=CONTAINER_LOG_ROTATION)
+        try:
+            created = await self._query("services/create", "POST", data=json.dumps(body))
+        except DockerError as exc:
+            if exc.status == 409:
+                raise Conflict(f"a service named {spec.name} exists already",
+                               detail=repr(exc)) from exc
+            raise _fail(exc, f"cannot create {spec.name}") from exc
+        info = await self.inspect(created["ID"])
+        if info is None:
+            raise NotFound(f"service {spec.name} vanished right after creation")
+        return info
+
+    async def start(self, container_id: str) -> ContainerInfo:
+        """Scale to one replica and return at once: the task may still wait for a node with
+        room, or pull its image ("created" with a message; the manager waits)."""
+        await self._scale(container_id, 1)
+        info = await self.inspect(container_id)
+        if info is None:
+            raise NotFound(f"service {container_id} vanished right after start")
+        return info
+
+    async def stop(self, container_id: str, timeout: float = 10.0) -> None:
+        try:
+            await self._scale(container_id, 0)
+        except NotFound:
+            return
+
+    async def remove(self, container_id: str) -> None:
+        try:
+            await self.docker.services.delete(container_id)
+        except DockerError as exc:
+            if exc.status != 404:
+                raise _fail(exc, f"cannot remove {container_id}") from exc
+
+    async def _scale(self, service_id: str, count: int) -> None:
+        service = await self._service(service_id)
+        if service is None:
+            raise NotFound(f"no service {service_id}")
+        if replicas(service) == count:
+            return
+        spec = service["Spec"]
+        spec["Mode"] = {"Replicated": {"Replicas": count}}
+        if count:
+            # A fresh task every start, even when the spec is unchanged.
+            template = spec["TaskTemplate"]
+            template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+        try:
+            await self._query(f"services/{service['ID']}/update", "POST",
+                              params={"version": str(service["Version"]["Index"])},
+                              data=json.dumps(spec))
+        except DockerError as exc:
+            raise _fail(exc, f"cannot scale {service_id} to {count}") from exc
+
+    # -- what runs where -------------------------------------------------------------------
+
+    async def _service(self, service_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self.docker.services.inspect(service_id))
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise _fail(exc, f"cannot inspect {service_id}") from exc
+
+    async def _tasks(self, filters: dict[str, list[str]]) -> builtins.list[dict[str, Any]]:
+        try:
+            return [dict(t) for t in await self._query(
+                "tasks", params={"filters": json.dumps(filters)})]
+        except DockerError as exc:
+            raise _fail(exc, "cannot list tasks") from exc
+
+    async def _names(self, tasks: builtins.list[dict[str, Any]]) -> dict[str, str]:
+        if any(t.get("NodeID") and t["NodeID"] not in self._node_names for t in tasks):
+            self._node_names = {n.id: n.hostname for n in await self.nodes()}
+        return self._node_names
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        service = await self._service(container_id)
+        if service is None:
+            return None
+        tasks = await self._tasks({"service": [service["ID"]]})
+        info = info_from_service(service, tasks, await self._names(tasks))
+        if info.status == "created" and info.error and "insufficient resources" in info.error:
+            info = _with_error(info, await self._capacity_message(service))
+        return info
+
+    async def list(self, labels: dict[str, str]) -> builtins.list[ContainerInfo]:
+        wanted = [f"{key}={value}" for key, value in labels.items()]
+        try:
+            services = await self.docker.services.list(filters={"label": wanted})
+        except DockerError as exc:
+            raise _fail(exc, "cannot list services") from exc
+        if not services:
+            return []
+        tasks = await self._tasks({"service": [s["ID"] for s in services]})
+        names = await self._names(tasks)
+        return [info_from_service(dict(s), [t for t in tasks if t.get("ServiceID") == s["ID"]],
+                                  names) for s in services]
+
+    async def nodes(self) -> builtins.list[NodeInfo]:
+        """Every node with its size, labels and what running tasks reserve there."""
+        try:
+            raw = await self.docker.nodes.list()
+            running = await self._tasks({"desired-state": ["running"]})
+        except DockerError as exc:
+            raise _fail(exc, "cannot list the swarm's nodes") from exc
+        reserved: dict[str, tuple[float, int]] = {}
+        for task in running:
+            wants = (((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {})
+            cpus, memory = reserved.get(task.get("NodeID", ""), (0.0, 0))
+            reserved[task.get("NodeID", "")] = (cpus + wants.get("NanoCPUs", 0) / 1e9,
+                                                memory + wants.get("MemoryBytes", 0))
+        return [_node(dict(n), reserved) for n in raw]
+
+    async def _capacity_message(self, service: dict[str, Any]) -> str:
+        wants = service["Spec"]["TaskTemplate"].get("Resources", {}).get("Reservations", {})
+        cpus, memory = wants.get("NanoCPUs", 0) / 1e9, wants.get("MemoryBytes", 0)
+        live = [n for n in await self.nodes() if n.schedulable]
+        need = ", ".join(part for part in (
+            f"{cpus:g} CPUs" if cpus else "", f"{memory / GIB:.1f} GiB" if memory else "") if part)
+        if not live:
+            return f"waiting for capacity: needs {need or 'a node'}, no node is available"
+        best = max(live, key=lambda n: (n.free_cpus, n.free_memory_bytes))
+        return (f"waiting for capacity: needs {need}, largest free {best.free_cpus:g} CPUs, "
+                f"{best.free_memory_bytes / GIB:.1f} GiB (on {best.hostname})")
+
+    # -- the rest of the protocol ----------------------------------------------------------
+
+    async def logs(self, container_id: str, tail: int = 50) -> str:
+        try:
+            lines = await cast(Awaitable[Any], self.docker.services.logs(
+                container_id, stdout=True, stderr=True, tail=str(tail)))
+        except DockerError as exc:
+            if exc.status == 404:
+                raise NotFound(f"no service {container_id}") from exc
+            raise _fail(exc, f"cannot read the logs of {container_id}") from exc
+        return "".join(lines) if isinstance(lines, builtins.list) else str(lines)
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        # A task's usage lives on its node's engine, which the manager does not reach.
+        raise RuntimeFailure("usage of a workspace on a swarm node is not collected yet")
+
+    async def exec(self, container_id: str, command: builtins.list[str],
+                   user: str | None = None) -> ExecResult:
+        raise RuntimeFailure("running a command in a workspace on a swarm node is not "
+                             "supported; open a terminal in the workspace instead")
+
+    async def ensure_network(self, name: str,
+                             host_ports: builtins.list[int] | None = None) -> None:
+        """An attachable overlay for the workspaces (and labspace's own edge) to share."""
+        try:
+            await self.docker.networks.get(name)
+            return
+        except DockerError as exc:
+            if exc.status != 404:
+                raise _fail(exc, f"cannot inspect network {name}") from exc
+        try:
+            await self.docker.networks.create({
+                "Name": name, "Driver": "overlay", "Attachable": True,
+                "Labels": {NETWORK_LABEL: "1"}, "CheckDuplicate": True})
+        except DockerError as exc:
+            if exc.status != 409:
+                raise _fail(exc, f"cannot create network {name}") from exc
+
+
+def _node(raw: dict[str, Any], reserved: dict[str, tuple[float, int]]) -> NodeInfo:
+    description = raw.get("Description") or {}
+    resources = description.get("Resources") or {}
+    spec = raw.get("Spec") or {}
+    status = raw.get("Status") or {}
+    cpus, memory = reserved.get(raw.get("ID", ""), (0.0, 0))
+    return NodeInfo(
+        id=raw.get("ID", ""), hostname=description.get("Hostname", ""),
+        role=spec.get("Role", ""), state=status.get("State", "unknown"),
+        availability=spec.get("Availability", ""),
+        cpus=resources.get("NanoCPUs", 0) / 1e9, memory_bytes=resources.get("MemoryBytes", 0),
+        labels=dict(spec.get("Labels") or {}), address=status.get("Addr", ""),
+        reserved_cpus=cpus, reserved_memory_bytes=memory)
+
+
+def _with_error(info: ContainerInfo, error: str) -> ContainerInfo:
+    return replace(info, error=error)

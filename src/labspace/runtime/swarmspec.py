@@ -1,0 +1,148 @@
+"""Pure translations for the Swarm runtime: a ContainerSpec into a service spec, and a service
+with its tasks back into a ContainerInfo. No engine calls here, so all of it is unit-tested.
+
+A workspace is one Swarm service with at most one replica: created with none ("created"),
+scaled to one to start, to none to stop. What the single-host runtime sets on a container is
+set on the service's task, with these differences (see docs/architecture.md, "Swarm"):
+
+* reservations equal the limits, so the engine never promises a node more CPUs or memory than
+  it has, and a start that fits nowhere stays pending ("waiting for capacity") until room
+  appears;
+* services cannot set ``no-new-privileges`` (API 1.41) nor MemorySwap: the entrypoint runs the
+  app under ``setpriv --no-new-privs`` when the workspace has no sudo (LABSPACE_NO_NEW_PRIVS);
+* the endpoint mode is ``dnsrr``: no virtual IP, each task's own overlay address is its
+  endpoint (service VIPs need IPVS, which not every kernel has).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labspace.runtime.base import LABEL_PREFIX, ContainerInfo, ContainerSpec
+
+# The ports a workspace's app listens on: services have no ExposedPorts, so they ride along.
+PORTS_LABEL = LABEL_PREFIX + "ports"
+NO_NEW_PRIVS_ENV = "LABSPACE_NO_NEW_PRIVS"
+# A constraint on node labels, e.g. {"gpu": "true"} -> node.labels.gpu==true.
+NODE_LABEL_CONSTRAINT = "node.labels.{key}=={value}"
+
+# Task states (docker/api/types/swarm/task.go) as a container's status.
+_WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
+            "starting"}
+_ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
+
+
+def service_spec(spec: ContainerSpec, *, caps: list[str], log_options: dict[str, str],
+                 stop_grace_s: float = 10.0) -> dict[str, Any]:
+    """The body of POST /services/create for ``spec``: zero replicas until started."""
+    env = dict(spec.env)
+    if not spec.sudo:
+        env[NO_NEW_PRIVS_ENV] = "1"
+    container: dict[str, Any] = {
+        "Image": spec.image,
+        "Env": [f"{key}={value}" for key, value in env.items()],
+        "Labels": dict(spec.labels),
+        "Mounts": [{"Type": "bind", "Source": m.source, "Target": m.target,
+                    "ReadOnly": m.read_only} for m in spec.mounts],
+        "CapabilityDrop": ["ALL"],
+        "CapabilityAdd": list(caps),
+        "StopGracePeriod": int(stop_grace_s * 1e9),
+        "Init": False,
+    }
+    if spec.command is not None:
+        container["Args"] = list(spec.command)  # a service's "Command" is the entrypoint
+    if spec.hostname:
+        container["Hostname"] = spec.hostname
+    limits: dict[str, int] = {}
+    if spec.limits.cpus is not None:
+        limits["NanoCPUs"] = int(spec.limits.cpus * 1e9)
+    if spec.limits.memory_bytes is not None:
+        limits["MemoryBytes"] = spec.limits.memory_bytes
+    reservations = dict(limits)  # what the scheduler must find free on one node
+    if spec.limits.pids is not None:
+        limits["Pids"] = spec.limits.pids
+    task: dict[str, Any] = {
+        "ContainerSpec": container,
+        "Resources": {"Limits": limits, "Reservations": reservations},
+        "RestartPolicy": {"Condition": "none"},  # a workspace that exits is reported, not looped
+        "Placement": {"Constraints": [NODE_LABEL_CONSTRAINT.format(key=k, value=v)
+                                      for k, v in sorted(spec.node_labels.items())]},
+        "LogDriver": {"Name": "json-file", "Options": dict(log_options)},
+    }
+    if spec.network:
+        task["Networks"] = [{"Target": spec.network}]
+    labels = {**spec.labels, PORTS_LABEL: ",".join(str(p) for p in spec.ports)}
+    return {
+        "Name": spec.name,
+        "Labels": labels,
+        "TaskTemplate": task,
+        "Mode": {"Replicated": {"Replicas": 0}},
+        "EndpointSpec": {"Mode": "dnsrr"},
+    }
+
+
+def current_task(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The task that stands for the workspace now: one meant to run if any, else the latest."""
+    if not tasks:
+        return None
+
+    def order(task: dict[str, Any]) -> tuple[bool, int]:
+        wanted = task.get("DesiredState") == "running"
+        return wanted, int((task.get("Version") or {}).get("Index", 0))
+
+    return max(tasks, key=order)
+
+
+def task_address(task: dict[str, Any]) -> str | None:
+    """The task's address on its first non-ingress network ("10.0.1.5/24" -> "10.0.1.5")."""
+    for attachment in task.get("NetworksAttachments") or []:
+        network = attachment.get("Network") or {}
+        if (network.get("Spec") or {}).get("Ingress"):
+            continue
+        for address in attachment.get("Addresses") or []:
+            return str(address).split("/", 1)[0]
+    return None
+
+
+def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
+                      node_names: dict[str, str]) -> ContainerInfo:
+    """Report a service as the container it stands for (see the module docstring)."""
+    spec = service.get("Spec") or {}
+    labels = dict(spec.get("Labels") or {})
+    ports = [int(p) for p in labels.pop(PORTS_LABEL, "").split(",") if p.isdigit()]
+    task = current_task(tasks)
+    status, exit_code, error, address, node, image = "created", None, None, None, "", ""
+    state = {"engine": "swarm", "service": service.get("ID", "")}
+    if task is not None:
+        task_status = task.get("Status") or {}
+        phase = task_status.get("State", "new")
+        state["task"] = task.get("ID", "")
+        node = node_names.get(task.get("NodeID", ""), task.get("NodeID", ""))
+        image = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
+        if phase == "running":
+            status, address = "running", task_address(task)
+        elif phase in _ENDED or task.get("DesiredState") != "running":
+            status = "exited"
+            exit_code = (task_status.get("ContainerStatus") or {}).get("ExitCode")
+            error = task_status.get("Err") or None
+        elif phase in _WAITING:
+            error = task_status.get("Err") or task_status.get("Message") or phase
+    return ContainerInfo(
+        id=service.get("ID", ""),
+        name=spec.get("Name", ""),
+        status=status,
+        labels=labels,
+        ip_address=address,
+        exit_code=exit_code,
+        started_at=(task or {}).get("CreatedAt") if status != "created" else None,
+        error=error,
+        endpoints={port: f"http://{address}:{port}" for port in ports} if address else {},
+        node=node,
+        image_id=image.split("@", 1)[1] if "@" in image else image,
+        state=state,
+    )
+
+
+def replicas(service: dict[str, Any]) -> int:
+    mode = ((service.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}
+    return int(mode.get("Replicas", 0))
