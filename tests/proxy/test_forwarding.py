@@ -332,21 +332,18 @@ def alice_head(raw: Raw, path: bytes, extra: bytes = b"") -> bytes:
             % (b"POST" if extra else b"GET", prefix, path, extra))
 
 
-async def test_a_half_closed_client_gets_its_answer(raw: Raw):
+async def test_a_half_closed_client_is_treated_as_gone(raw: Raw, client):
+    """A client's EOF while its request is pending aborts the request, on both paths, as
+    nginx does by default (proxy_ignore_client_abort off): a proxy cannot tell a half-close
+    (RFC 9112 section 9.6) from a client that went away, and going on with the upstream's
+    work for a client that left costs more than the rare half-closing client gains.
+    tests/proxy/test_proxy.py checks that the upstream request is cancelled."""
     started = time.monotonic()
     received = await exchange(port_of(raw.proxy), alice_head(raw, b"half"), half_close=True)
-    assert received.startswith(b"HTTP/1.1 200 OK") and received.endswith(b"\r\n\r\nok")
-    # Closed once answered, not left to the keep-alive timer.
-    assert time.monotonic() - started < TIMEOUT / 2
-
-
-async def test_a_half_closed_client_gets_every_pipelined_answer(raw: Raw):
-    heads = alice_head(raw, b"one") + alice_head(raw, b"two")
-    started = time.monotonic()
-    received = await exchange(port_of(raw.proxy), heads, half_close=True)
-    assert received.count(b"HTTP/1.1 200 OK") == 2
-    assert time.monotonic() - started < TIMEOUT / 2
-    assert [r.target.rsplit("/", 1)[1] for r in raw.upstream.requests] == ["one", "two"]
+    assert time.monotonic() - started < TIMEOUT / 2  # closed at once, not held open
+    assert not received or received.startswith(b"HTTP/1.1 ")  # nothing half-written
+    async with client.get(f"{raw.url}/after", headers=TOKEN) as resp:  # and serves the next
+        assert resp.status == 200
 
 
 async def test_a_client_half_closed_in_the_middle_of_a_body_is_dropped(raw: Raw):

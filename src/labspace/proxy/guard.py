@@ -17,7 +17,7 @@ connects and says nothing, holds a socket and a file descriptor for an hour (slo
   bare 503 and is closed. An authenticated connection no longer counts, so a busy user (or a
   classroom behind one NAT) is not locked out by its own keep-alive connections.
 
-Everything here depends on aiohttp internals in four places only, marked "aiohttp internals"
+Everything here depends on aiohttp internals in three places only, marked "aiohttp internals"
 below and checked by ``check_aiohttp`` at start-up and by tests/proxy/test_guard.py.
 """
 
@@ -126,8 +126,8 @@ class ConnectionGuard:
 class GuardedRequestHandler(web_protocol.RequestHandler):
     """aiohttp's connection protocol with the head timer and the unauthenticated count."""
 
-    __slots__ = ("_answered", "_counted_as", "_guard", "_handling", "_head_deadline",
-                 "_head_timer", "_peer_done", "_timer_loop")
+    __slots__ = ("_counted_as", "_guard", "_handling", "_head_deadline", "_head_timer",
+                 "_timer_loop")
 
     def __init__(self, manager: web_server.Server, *, guard: ConnectionGuard,
                  loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
@@ -141,8 +141,6 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._handling = False  # a request is in the application's handler
         self._counted_as: str | None = None  # the address this connection is counted against
-        self._answered = 0  # requests the application's handler has finished
-        self._peer_done = False  # the client half-closed (sent EOF) with requests to answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -169,22 +167,6 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self.authenticated()  # no longer open, so no longer counted
         super().connection_lost(exc)
 
-    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows a bool
-        # A client may half-close once its requests are sent and still read the answers
-        # (RFC 9112 section 9.6); aiohttp's protocol closes at once. Stay half-open while
-        # complete requests await their answers, and close once the last one is answered.
-        # aiohttp internals (4/4): _request_count (requests parsed), _messages (parsed, not
-        # yet handled) and _upgraded (a WebSocket: its EOF ends it, as before).
-        pending = self._request_count - self._answered
-        if pending <= 0 or self._upgraded or self._force_close:
-            return None  # nothing to answer: the transport closes itself
-        if any(not payload.is_eof() for _, payload in self._messages):
-            return None  # a body that will never be complete: close, as aiohttp does
-        self._peer_done = True
-        if pending == 1:
-            self.close()  # aiohttp closes after the response under way
-        return True
-
     def authenticated(self) -> None:
         """This connection carried a valid credential: stop counting it (idempotent)."""
         address = self._counted_as
@@ -192,17 +174,12 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
             self._counted_as = None
             self._guard.release(address)
 
-    def request_started(self, request: web.BaseRequest) -> None:
+    def request_started(self) -> None:
         self._head_deadline = 0.0  # the head is complete; a pending timer lapses when it fires
         self._handling = True
-        if self._peer_done and not request.content.is_eof():
-            self.force_close()  # half-closed in the middle of this request's body
 
     def request_finished(self) -> None:
         self._handling = False
-        self._answered += 1
-        if self._peer_done and self._answered >= self._request_count:
-            self.close()  # the last answer is being written; then the connection closes
 
     def _await_head(self) -> None:
         deadline = self._timer_loop.time() + self._guard.limits.header_timeout
@@ -248,7 +225,7 @@ class GuardedServer(web_server.Server):
     async def _guarded_handle(self, request: web.BaseRequest) -> web.StreamResponse:
         # The head is complete from here on; the body, a WebSocket or a long response follows.
         protocol = cast(GuardedRequestHandler, request.protocol)
-        protocol.request_started(request)
+        protocol.request_started()
         try:
             response: web.StreamResponse = await self._app_handler(request)
             return response
@@ -273,7 +250,7 @@ class GuardedAppRunner(web.AppRunner):
                                "labspace.proxy.guard needs updating")
 
     async def _make_server(self) -> web_server.Server:
-        # aiohttp internals (1/4): BaseRunner._make_server is where a runner builds its Server;
+        # aiohttp internals (1/3): BaseRunner._make_server is where a runner builds its Server;
         # the stock one runs the app's start-up and gathers the handler arguments for us.
         stock = await super()._make_server()
         return GuardedServer(
@@ -285,7 +262,7 @@ class GuardedAppRunner(web.AppRunner):
 
 
 def _handler_kwargs(server: web_server.Server) -> dict[str, Any]:
-    # aiohttp internals (2/4): Server keeps the RequestHandler arguments it was given (debug,
+    # aiohttp internals (2/3): Server keeps the RequestHandler arguments it was given (debug,
     # the access log class, the app's handler_args such as keepalive_timeout) in ``_kwargs``.
     kwargs = getattr(server, "_kwargs", None)
     if not isinstance(kwargs, dict):
@@ -297,15 +274,13 @@ def _handler_kwargs(server: web_server.Server) -> dict[str, Any]:
 def check_aiohttp() -> None:
     """Fail loudly at start-up if aiohttp changed what this module relies on.
 
-    aiohttp internals (3/4): the event loop calls ``Server.__call__`` for a connection's
+    aiohttp internals (3/3): the event loop calls ``Server.__call__`` for a connection's
     protocol, built as ``RequestHandler(manager, loop=..., **kwargs)``; it takes the handler
     to call once per request from ``manager.request_handler``.
     """
     wanted = {"manager", "loop", "keepalive_timeout"}
     params = set(inspect.signature(web_protocol.RequestHandler.__init__).parameters)
-    slots = {"_request_count", "_messages", "_force_close"}
-    if (not wanted <= params or "__call__" not in vars(web_server.Server)
-            or not slots <= set(web_protocol.RequestHandler.__slots__)):
+    if not wanted <= params or "__call__" not in vars(web_server.Server):
         raise RuntimeError(f"aiohttp {aiohttp.__version__}: RequestHandler or Server changed; "
                            "labspace.proxy.guard needs updating")
 
