@@ -191,3 +191,35 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     async with admin.engine.begin() as connection:
         await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     await admin.close()
+
+
+# -- a multi-node Docker swarm on this machine (tests/runtime/test_swarm_cluster.py) -----------
+
+from labspace.testing.swarm import (  # noqa: E402
+    TASK_DOCKERFILE,
+    TASK_IMAGE,
+    SwarmCluster,
+    ensure_image,
+    push_image,
+    setup_swarm,
+    teardown_swarm,
+)
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster(docker_engine: None) -> Iterator[SwarmCluster]:
+    """The host engine as manager plus two dockerd-in-container workers (lsnode1 labelled
+    bigmem=true, lsnode2), the shared directory and the local registry; built once (the node
+    image is cached), torn down at the end of the session with the host left a plain engine."""
+    cluster = setup_swarm(workers=2, labels={"lsnode1": {"bigmem": "true"}})
+    try:
+        yield cluster
+    finally:
+        teardown_swarm(cluster)
+
+
+@pytest.fixture(scope="session")
+def swarm_task_ref(swarm_cluster: SwarmCluster) -> str:
+    """A small task image (the base + busybox), pushed into the cluster's registry."""
+    ensure_image(TASK_IMAGE, TASK_DOCKERFILE)
+    return push_image(swarm_cluster, TASK_IMAGE)
