@@ -1,39 +1,15 @@
 """The REST API's workspace state machine on the in-memory FakeRuntime: the whole hub app
-(middleware, auth, manager, store) in-process, no Docker, a few milliseconds a request."""
+(middleware, auth, manager, store) in-process, no Docker, a few milliseconds a request
+(the ``api`` fixture is in tests/web/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from labspace.config import Settings
-from labspace.hub import Hub
-from labspace.identity.tokens import issue_token
 from labspace.testing import FakeRuntime
 from labspace.testing.fakeruntime import ENGINE_DOWN
-from labspace.web.app import create_app
-
-
-@pytest.fixture
-async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-              ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
-    monkeypatch.setenv("LABSPACE_CONFIG", str(tmp_path / "none.toml"))
-    runtime = FakeRuntime()
-    app: FastAPI = create_app(Settings(data_dir=tmp_path / "data", start_timeout=2), runtime)
-    async with app.router.lifespan_context(app):
-        hub: Hub = app.state.hub
-        user = await hub.users.create("ada")
-        async with hub.db.session() as session:
-            token = await issue_token(session, user, kind="api")
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub",
-                                     headers={"Authorization": f"Bearer {token}"}) as client:
-            yield client, runtime
 
 
 async def settle(client: httpx.AsyncClient, name: str) -> dict[str, object]:

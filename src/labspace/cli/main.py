@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from labspace import __version__
-from labspace.cli import config, images, server, templates, users, workspaces
+from labspace.cli import config, images, nodes, server, templates, users, workspaces
 from labspace.errors import LabspaceError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(users.app, name="user", help="Add, list, disable and enable accoun
 app.add_typer(workspaces.app, name="workspace", help="List, start, stop and delete workspaces.")
 app.add_typer(templates.app, name="template", help="List, add and show workspace templates.")
 app.add_typer(images.app, name="image", help="Build workspace images.")
+app.add_typer(nodes.app, name="node", help="List the servers; drain or reactivate one.")
 app.add_typer(config.app, name="config", help="Show the configuration and its reference.")
 
 

@@ -11,6 +11,7 @@ from labspace.runtime.base import (
     ExecResult,
     Limits,
     Mount,
+    NodeInfo,
     Runtime,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "ExecResult",
     "Limits",
     "Mount",
+    "NodeInfo",
     "Runtime",
 ]

@@ -86,6 +86,36 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class NodeInfo:
+    """A machine workspaces run on, as `labspace node list` shows it: a swarm node, or the
+    single engine's own host."""
+
+    id: str
+    hostname: str
+    role: str  # manager or worker
+    state: str  # ready, down, unknown, disconnected
+    availability: str  # active, pause, drain
+    cpus: float
+    memory_bytes: int
+    labels: dict[str, str]
+    address: str = ""
+    reserved_cpus: float = 0.0  # reserved by the tasks running there
+    reserved_memory_bytes: int = 0
+
+    @property
+    def free_cpus(self) -> float:
+        return max(0.0, self.cpus - self.reserved_cpus)
+
+    @property
+    def free_memory_bytes(self) -> int:
+        return max(0, self.memory_bytes - self.reserved_memory_bytes)
+
+    @property
+    def schedulable(self) -> bool:
+        return self.state == "ready" and self.availability == "active"
+
+
+@dataclass(frozen=True)
 class ContainerStats:
     cpu_percent: float
     memory_bytes: int
@@ -136,6 +166,15 @@ class Runtime(Protocol):
     ) -> None:
         """Make the network workspaces join: no traffic between its containers, and with
         ``host_ports`` none to the host except those ports. Idempotent."""
+        ...
+
+    async def nodes(self) -> builtins.list[NodeInfo]:
+        """The machines workspaces may run on (one for a single engine)."""
+        ...
+
+    async def set_availability(self, node: str, availability: str) -> NodeInfo:
+        """Make a node ``active``, ``pause`` or ``drain`` (no new workspaces there);
+        InvalidInput where the backend has a single node."""
         ...
 
     async def close(self) -> None: ...

@@ -43,6 +43,7 @@ from labspace.runtime.base import (
     ContainerStats,
     ExecResult,
     Mount,
+    NodeInfo,
 )
 from labspace.runtime.hostfirewall import isolate_host
 
@@ -377,6 +378,28 @@ class DockerRuntime:
         return ExecResult(exit_code=-1 if exit_code is None else int(exit_code), output=output)
 
     # --- networks ---------------------------------------------------------------------
+
+    async def nodes(self) -> builtins.list[NodeInfo]:
+        """This engine's host, with what the workspaces running here reserve (their limits)."""
+        try:
+            info = await self.docker.system.info()
+            running = await self.docker.containers.list(
+                filters={"label": [LABEL_PREFIX + "instance"], "status": ["running"]})
+        except DockerError as exc:
+            raise _fail(exc, "cannot reach the engine") from exc
+        cpus = memory = 0
+        for container in running:
+            host = (await container.show()).get("HostConfig") or {}
+            cpus += host.get("NanoCpus") or 0
+            memory += host.get("Memory") or 0
+        return [NodeInfo(id=info.get("ID", ""), hostname=info.get("Name", ""), role="engine",
+                         state="ready", availability="active",
+                         cpus=float(info.get("NCPU", 0)), memory_bytes=info.get("MemTotal", 0),
+                         labels={}, reserved_cpus=cpus / 1e9, reserved_memory_bytes=memory)]
+
+    async def set_availability(self, node: str, availability: str) -> NodeInfo:
+        raise InvalidInput("this labspace runs workspaces on one engine (runtime = \"docker\"):"
+                           " there is no other node to move them to")
 
     async def ensure_network(
         self, name: str, host_ports: builtins.list[int] | None = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, cast
 
 import aiodocker
@@ -31,6 +31,7 @@ from labspace.runtime.base import (
     ContainerSpec,
     ContainerStats,
     ExecResult,
+    NodeInfo,
 )
 from labspace.runtime.docker import (
     BASE_CAPS,
@@ -42,35 +43,6 @@ from labspace.runtime.swarmspec import info_from_service, replicas, service_spec
 
 NETWORK_LABEL = LABEL_PREFIX + "network"
 GIB = 1024**3
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """One swarm node as `labspace node list` shows it."""
-
-    id: str
-    hostname: str
-    role: str  # manager or worker
-    state: str  # ready, down, unknown, disconnected
-    availability: str  # active, pause, drain
-    cpus: float
-    memory_bytes: int
-    labels: dict[str, str]
-    address: str = ""
-    reserved_cpus: float = 0.0  # reserved by the tasks running there
-    reserved_memory_bytes: int = 0
-
-    @property
-    def free_cpus(self) -> float:
-        return max(0.0, self.cpus - self.reserved_cpus)
-
-    @property
-    def free_memory_bytes(self) -> int:
-        return max(0, self.memory_bytes - self.reserved_memory_bytes)
-
-    @property
-    def schedulable(self) -> bool:
-        return self.state == "ready" and self.availability == "active"
 
 
 def _fail(exc: DockerError, what: str) -> RuntimeFailure:
@@ -218,6 +190,23 @@ class SwarmRuntime:
             reserved[task.get("NodeID", "")] = (cpus + wants.get("NanoCPUs", 0) / 1e9,
                                                 memory + wants.get("MemoryBytes", 0))
         return [_node(dict(n), reserved) for n in raw]
+
+    async def set_availability(self, node: str, availability: str) -> NodeInfo:
+        """active, pause or drain a node (by hostname or id): drained nodes take no new
+        workspaces; the running ones stay until stopped (Swarm would move them, losing their
+        processes, so services here never restart on their own)."""
+        found = [n for n in await self.nodes() if node in (n.hostname, n.id)]
+        if not found:
+            raise NotFound(f"no node {node!r} in this swarm")
+        try:
+            raw = dict(await self.docker.nodes.inspect(node_id=found[0].id))
+            spec = dict(raw["Spec"], Availability=availability)
+            await self._query(f"nodes/{raw['ID']}/update", "POST",
+                              params={"version": str(raw["Version"]["Index"])},
+                              data=json.dumps(spec))
+        except DockerError as exc:
+            raise _fail(exc, f"cannot set node {node} to {availability}") from exc
+        return replace(found[0], availability=availability)
 
     async def _capacity_message(self, service: dict[str, Any]) -> str:
         wants = service["Spec"]["TaskTemplate"].get("Resources", {}).get("Reservations", {})

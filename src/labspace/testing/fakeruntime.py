@@ -24,8 +24,14 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
-from labspace.errors import Conflict, NotFound, RuntimeFailure
-from labspace.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, ExecResult
+from labspace.errors import Conflict, InvalidInput, NotFound, RuntimeFailure
+from labspace.runtime.base import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerStats,
+    ExecResult,
+    NodeInfo,
+)
 
 ENGINE_DOWN = "cannot reach the container engine: it is not running (fake)"
 WAITING = "waiting for capacity: needs 2 CPUs, largest free 1 CPUs (fake)"
@@ -162,6 +168,17 @@ class FakeRuntime:
     async def ensure_network(self, name: str,
                              host_ports: builtins.list[int] | None = None) -> None:
         self._engine("ensure_network")
+
+    async def nodes(self) -> builtins.list[NodeInfo]:
+        self._engine("nodes")
+        running = [c.spec.limits for c in self.containers.values() if c.info.running]
+        return [NodeInfo(id="fake", hostname="fake", role="engine", state="ready",
+                         availability="active", cpus=8.0, memory_bytes=16 * 1024**3,
+                         labels={}, reserved_cpus=sum(limit.cpus or 0 for limit in running),
+                         reserved_memory_bytes=sum(limit.memory_bytes or 0 for limit in running))]
+
+    async def set_availability(self, node: str, availability: str) -> NodeInfo:
+        raise InvalidInput("the fake runtime has a single node")
 
     async def close(self) -> None:
         """Stops the fake apps; the containers stay, as a real engine's do."""

@@ -104,10 +104,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def not_found(request: Request, _error: Exception) -> Response:
         return error_response(request, 404, "there is nothing at this address")
 
-    from labspace.web import api, apidocs, login, open, pages
+    from labspace.web import api, apidocs, login, nodes, open, pages
 
     apidocs.add_api_docs(app)
     app.include_router(api.router)
+    app.include_router(nodes.router)
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(open.router)

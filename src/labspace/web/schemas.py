@@ -85,13 +85,15 @@ class WorkspacePublic(BaseModel):
     url: str
     created_at: datetime
     updated_at: datetime
+    node: str = ""  # the server it runs on ("" on a single engine, or when not running)
 
     @classmethod
     def of(cls, record: WorkspaceRecord) -> WorkspacePublic:
         return cls(owner=record.owner, name=record.name, template=record.template,
                    state=record.state, message=record.message,
                    url=f"/user/{record.owner}/{record.name}/",
-                   created_at=record.created_at, updated_at=record.updated_at)
+                   created_at=record.created_at, updated_at=record.updated_at,
+                   node=record.node)
 
 
 class WorkspaceUsage(BaseModel):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, and_, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,7 @@ class WorkspaceRecord:
     secret: str
     created_at: datetime
     updated_at: datetime
+    node: str = ""  # where its open instance runs ("" on a single engine, or none open)
 
     @property
     def identity(self) -> WorkspaceIdentity:
@@ -45,7 +46,7 @@ class WorkspaceRecord:
         )
 
 
-def _record(ws: Workspace, owner: User) -> WorkspaceRecord:
+def _record(ws: Workspace, owner: User, node: str | None = None) -> WorkspaceRecord:
     return WorkspaceRecord(
         id=ws.id,
         owner=owner.name,
@@ -59,7 +60,17 @@ def _record(ws: Workspace, owner: User) -> WorkspaceRecord:
         secret=ws.secret,
         created_at=ws.created_at,
         updated_at=ws.updated_at,
+        node=node or "",
     )
+
+
+def _rows() -> Select[Workspace, User, str]:
+    """Workspaces with their owner and the node of their open instance, if any (at most one
+    is open: a partial unique index says so)."""
+    is_open = and_(WorkspaceInstance.workspace_id == Workspace.id,
+                   WorkspaceInstance.ended_at.is_(None))
+    return (select(Workspace, User, WorkspaceInstance.node).join(User)
+            .outerjoin(WorkspaceInstance, is_open))
 
 
 async def _open_instance(session: AsyncSession, workspace_id: int) -> WorkspaceInstance | None:
@@ -128,10 +139,7 @@ class WorkspaceStore:
         async with self.db.session() as session:
             row = (
                 await session.execute(
-                    select(Workspace, User)
-                    .join(User)
-                    .where(User.name == owner, Workspace.name == name)
-                )
+                    _rows().where(User.name == owner, Workspace.name == name))
             ).first()
         if row is None:
             raise NotFound(f"no workspace {owner}/{name}")
@@ -140,14 +148,12 @@ class WorkspaceStore:
     async def get_by_id(self, workspace_id: int) -> WorkspaceRecord | None:
         async with self.db.session() as session:
             row = (
-                await session.execute(
-                    select(Workspace, User).join(User).where(Workspace.id == workspace_id)
-                )
+                await session.execute(_rows().where(Workspace.id == workspace_id))
             ).first()
         return _record(*row) if row else None
 
     async def list(self, owner: str | None = None) -> builtins.list[WorkspaceRecord]:
-        query = select(Workspace, User).join(User).order_by(User.name, Workspace.name)
+        query = _rows().order_by(User.name, Workspace.name)
         if owner is not None:
             query = query.where(User.name == owner)
         async with self.db.session() as session:

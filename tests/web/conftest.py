@@ -1,0 +1,48 @@
+"""Fixtures of the web tests: the whole hub app in-process on the FakeRuntime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from labspace.config import Settings
+from labspace.hub import Hub
+from labspace.identity.tokens import issue_token
+from labspace.testing import FakeRuntime
+from labspace.web.app import create_app
+
+
+async def _in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, admin: bool
+                      ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
+    monkeypatch.setenv("LABSPACE_CONFIG", str(tmp_path / "none.toml"))
+    runtime = FakeRuntime()
+    app: FastAPI = create_app(Settings(data_dir=tmp_path / "data", start_timeout=2), runtime)
+    async with app.router.lifespan_context(app):
+        hub: Hub = app.state.hub
+        user = await hub.users.create("ada", is_admin=admin)
+        async with hub.db.session() as session:
+            token = await issue_token(session, user, kind="api")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            yield client, runtime
+
+
+@pytest.fixture
+async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+              ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
+    """The API as ada, an ordinary user."""
+    async for pair in _in_process(tmp_path, monkeypatch, admin=False):
+        yield pair
+
+
+@pytest.fixture
+async def admin_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                    ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
+    """The API as ada, an administrator."""
+    async for pair in _in_process(tmp_path, monkeypatch, admin=True):
+        yield pair
