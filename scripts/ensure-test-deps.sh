@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite needs, installed or started only when missing (idempotent):
 # Debian packages (docker-registry and openssl for the swarm tests' registry), the .venv with
-# labspace[test], a PostgreSQL role/db labspace_test, a running Docker engine and the labspace/jupyterlab image (rebuilt only when its files change).
+# labspace[test], a PostgreSQL role/db labspace_test, a running Docker engine and the
+# labspace/jupyterlab image (rebuilt only when its files change).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
