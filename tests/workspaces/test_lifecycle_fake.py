@@ -189,6 +189,9 @@ async def test_a_start_waits_for_capacity_and_says_so(make_hub: HubFactory) -> N
     assert WAITING in messages  # shown while it waited, once
     assert messages.count(WAITING) == 1
     assert messages.index(WAITING) < messages.index("ready")
+    # The node it was placed on once room appeared is recorded, and shown.
+    (instance,) = await hub.store.instances(record.id)
+    assert instance.node == record.node == "fake"
 
 
 async def test_a_start_waiting_for_capacity_can_be_cancelled(make_hub: HubFactory) -> None:

@@ -120,6 +120,11 @@ def _exposed(config: dict[str, Any]) -> list[int]:
     return ports
 
 
+def _state(network_mode: str | None) -> dict[str, str]:
+    """The runtime state kept on the instance: the network the container joined."""
+    return {"engine": "docker", "network": network_mode} if network_mode else {"engine": "docker"}
+
+
 def _info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
     state = data.get("State") or {}
     status = state.get("Status", "unknown")
@@ -137,7 +142,7 @@ def _info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
         error=state.get("Error") or None,
         endpoints=_endpoints(running_ip, _exposed(data.get("Config") or {})),
         image_id=data.get("Image") or "",
-        state={"engine": "docker", "network": mode} if mode else {"engine": "docker"},
+        state=_state(mode),
     )
 
 
@@ -159,7 +164,7 @@ def _info_from_summary(data: dict[str, Any]) -> ContainerInfo:
         exit_code=_status_exit_code(data.get("Status", "")) if status == "exited" else None,
         endpoints=_endpoints(running_ip, sorted(ports)),
         image_id=data.get("ImageID") or "",
-        state={"engine": "docker", "network": mode} if mode else {"engine": "docker"},
+        state=_state(mode),
     )
 
 

@@ -150,8 +150,16 @@ class SwarmRuntime:
 
     async def _names(self, tasks: builtins.list[dict[str, Any]]) -> dict[str, str]:
         if any(t.get("NodeID") and t["NodeID"] not in self._node_names for t in tasks):
-            self._node_names = {n.id: n.hostname for n in await self.nodes()}
+            # Only the names: nodes() would also list every running task for reservations.
+            self._node_names = {n["ID"]: (n.get("Description") or {}).get("Hostname", "")
+                                for n in await self._raw_nodes()}
         return self._node_names
+
+    async def _raw_nodes(self) -> builtins.list[dict[str, Any]]:
+        try:
+            return [dict(n) for n in await self.docker.nodes.list()]
+        except DockerError as exc:
+            raise _fail(exc, "cannot list the swarm's nodes") from exc
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         service = await self._service(container_id)
@@ -178,18 +186,15 @@ class SwarmRuntime:
 
     async def nodes(self) -> builtins.list[NodeInfo]:
         """Every node with its size, labels and what running tasks reserve there."""
-        try:
-            raw = await self.docker.nodes.list()
-            running = await self._tasks({"desired-state": ["running"]})
-        except DockerError as exc:
-            raise _fail(exc, "cannot list the swarm's nodes") from exc
+        raw = await self._raw_nodes()
+        running = await self._tasks({"desired-state": ["running"]})
         reserved: dict[str, tuple[float, int]] = {}
         for task in running:
             wants = (((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {})
             cpus, memory = reserved.get(task.get("NodeID", ""), (0.0, 0))
             reserved[task.get("NodeID", "")] = (cpus + wants.get("NanoCPUs", 0) / 1e9,
                                                 memory + wants.get("MemoryBytes", 0))
-        return [_node(dict(n), reserved) for n in raw]
+        return [_node(n, reserved) for n in raw]
 
     async def set_availability(self, node: str, availability: str) -> NodeInfo:
         """active, pause or drain a node (by hostname or id): drained nodes take no new

@@ -109,9 +109,11 @@ class FakeRuntime:
         else:
             container.server, port = await _serve_ok()
             container.logs.append("the app is listening")
+        # Like a cluster, a container that waited for a node names the one it got.
+        node = "fake" if self.placement_delay else ""
         container.info = replace(
             container.info, status="running", exit_code=None, ip_address="127.0.0.1",
-            started_at="now",
+            started_at="now", node=node, error=None,
             endpoints={p: f"http://127.0.0.1:{port}" for p in container.spec.ports})
         return container.info
 

@@ -48,10 +48,9 @@ async def _running_by_node(hub: HubDep) -> dict[str, list[str]]:
 async def list_nodes(_: AdminDep, hub: HubDep) -> list[NodePublic]:
     placed = await _running_by_node(hub)
     nodes = await hub.runtime.nodes()
-    # On a single engine the workspaces record no node: they all run on the one there is.
-    single = len(nodes) == 1 and hub.settings.runtime == "docker"
-    return [NodePublic.of(node, placed.get("", []) if single else placed.get(node.hostname, []))
-            for node in nodes]
+    # A single engine records no node for its workspaces: they run on the one there is.
+    unplaced = placed.pop("", []) if len(nodes) == 1 else []
+    return [NodePublic.of(node, placed.get(node.hostname, []) + unplaced) for node in nodes]
 
 
 NodeName = Annotated[str, Path(max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]

@@ -181,10 +181,14 @@ class WorkspaceManager:
             await self.store.begin_instance(
                 record.id, instance_spec(template, container.image_id), handle=container.id,
                 node=container.node, runtime_state=container.state)
+            recorded = (container.node, container.state)
             if not container.running:
                 container = await self.runtime.start(container.id)
         if container.status == "created":  # the engine has yet to place it (or pull its image)
             container = await self._wait_placed(record, container)
+        if (container.node, container.state) != recorded:  # a cluster placed it only now
+            await self.store.place_instance(record.id, node=container.node,
+                                            runtime_state=container.state)
         await self.store.note(record, f"container started{_on(container.node)}")
         if not container.running:
             raise StartFailed(f"the container exited (code {container.exit_code}) before its "

@@ -210,6 +210,15 @@ class WorkspaceStore:
                                           node=node, runtime_state=state, endpoints={},
                                           devices=[]))
 
+    async def place_instance(self, workspace_id: int, *, node: str,
+                             runtime_state: dict[str, str]) -> None:
+        """Where the backend placed the open instance, once it has (a cluster places a
+        container when it starts, not when it is created)."""
+        async with self.db.session() as session:
+            current = await _open_instance(session, workspace_id)
+            if current is not None:
+                current.node, current.runtime_state = node, dict(runtime_state)
+
     async def instances(self, workspace_id: int) -> builtins.list[WorkspaceInstance]:
         """Every start of a workspace, oldest first (the last may be open)."""
         async with self.db.session() as session:
