@@ -223,3 +223,14 @@ def swarm_task_ref(swarm_cluster: SwarmCluster) -> str:
     """A small task image (the base + busybox), pushed into the cluster's registry."""
     ensure_image(TASK_IMAGE, TASK_DOCKERFILE)
     return push_image(swarm_cluster, TASK_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def swarm_guard_ref(swarm_cluster: SwarmCluster) -> str:
+    """labspace's node-guard image (images/files/Dockerfile.node-guard, built from the
+    debootstrapped base), pushed into the cluster's registry."""
+    from labspace.images.build import build_image
+    from labspace.testing.swarm import stderr_progress
+
+    tag = build_image("node-guard", base="debootstrap", progress=stderr_progress)
+    return push_image(swarm_cluster, tag)

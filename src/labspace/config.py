@@ -93,6 +93,16 @@ class Settings(BaseSettings):
         description="Where workspaces run: \"docker\", this host's engine; \"swarm\", any node "
         "of the Docker swarm this host manages (see docs/admin.md, \"Several servers\").",
     )
+    swarm_gateway_image: str = Field(
+        "", description="runtime = \"swarm\": image of the gateway container through which "
+        "this host reaches workspaces on every node (any image with `sleep`, present on this "
+        "host). Default: default_image_tag.",
+    )
+    swarm_guard_image: str = Field(
+        "", description="runtime = \"swarm\": image of the node guard, the service that keeps "
+        "workspaces off every node's own ports (needs iptables; build it with `labspace image "
+        "build node-guard` and push it where every node can pull it).",
+    )
     docker_url: str | None = Field(
         None, description="Docker engine URL. Default: DOCKER_HOST or the local socket."
     )

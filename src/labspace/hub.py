@@ -87,7 +87,10 @@ def default_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "swarm":
         from labspace.runtime.swarm import SwarmRuntime
 
-        return SwarmRuntime(settings.docker_url)
+        return SwarmRuntime(
+            settings.docker_url,
+            gateway_image=settings.swarm_gateway_image or settings.default_image_tag,
+            guard_image=settings.swarm_guard_image)
     from labspace.runtime.docker import DockerRuntime
 
     return DockerRuntime(settings.docker_url)

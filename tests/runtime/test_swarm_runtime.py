@@ -1,22 +1,28 @@
 """The Swarm runtime on a real multi-node swarm (tests/conftest.py's ``swarm_cluster``):
 services placed by free resources and node labels, a start that waits for capacity and says
-why, endpoints that are the task's own overlay address, stop, remove and the nodes' report.
+why, endpoints that are the task's own overlay address and answer this host through the
+gateway, stop, remove and the nodes' report; and what keeps workspaces apart: an overlay
+each, the gateway that forwards only this host's connections, the node guard.
 
-Only addresses the engine reported for this module's own services are probed, from a helper
-container on the overlay this module created (a host process cannot reach overlay addresses).
+Only addresses the engine reported for this module's own services and nodes are probed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from labspace.runtime.base import ContainerInfo, ContainerSpec, Limits
 from labspace.runtime.swarm import SwarmRuntime
+from labspace.runtime.swarmguard import REFRESH_S
 from labspace.testing.swarm import LABEL, PREFIX, TASK_IMAGE, SwarmCluster, docker
+from labspace.testing.swarmprobe import remove_edge, tcp_opens_from_task
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker]
 
@@ -26,23 +32,28 @@ HTTPD = ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && "
          "exec busybox httpd -f -p 8888 -h /www"]
 
 
+GOSSIP_PORT = 7946  # every swarm node listens here (TCP), a node's own service
+EDGE = f"{PREFIX}-ws-{RUN}"  # the gateway and node guard this module's runtime makes
+
+
 @pytest.fixture(scope="module")
-async def swarm(swarm_cluster: SwarmCluster) -> AsyncIterator[SwarmRuntime]:
-    runtime = SwarmRuntime()
-    await runtime.ensure_network(f"{PREFIX}-ws-{RUN}")
+async def swarm(swarm_cluster: SwarmCluster, swarm_guard_ref: str
+                ) -> AsyncIterator[SwarmRuntime]:
+    runtime = SwarmRuntime(gateway_image=TASK_IMAGE, guard_image=swarm_guard_ref)
     try:
+        await runtime.ensure_network(EDGE, host_ports=[])
         yield runtime
     finally:
         for info in await runtime.list(MINE):
             await runtime.remove(info.id)
         await runtime.close()
-        docker("network", "rm", f"{PREFIX}-ws-{RUN}", check=False)
+        remove_edge(EDGE)
 
 
 def spec(name: str, image: str, *, cpus: float | None = None,
          node_labels: dict[str, str] | None = None) -> ContainerSpec:
     return ContainerSpec(name=f"{PREFIX}-{RUN}-{name}", image=image, command=HTTPD,
-                         labels=dict(MINE), network=f"{PREFIX}-ws-{RUN}", ports=[8888],
+                         labels=dict(MINE), ports=[8888],
                          limits=Limits(cpus=cpus, memory_bytes=64 * 1024**2, pids=64),
                          node_labels=node_labels or {})
 
@@ -60,14 +71,12 @@ async def running(runtime: SwarmRuntime, service_id: str, timeout: float = 90) -
     raise AssertionError(f"not running in {timeout} s: {info}")
 
 
-def fetch_from_overlay(network: str, url: str) -> str:
-    """GET ``url`` from a throwaway container on our overlay (the host cannot reach it)."""
-    assert docker("network", "inspect", network, check=False).returncode == 0
-    # `timeout`, not wget -T: Debian bookworm's busybox wget segfaults with -T.
-    done = docker("run", "--rm", "--network", network, "--label", f"{LABEL}=helper",
-                  TASK_IMAGE, "timeout", "20", "busybox", "wget", "-qO-", url,
-                  check=False, timeout=60)
-    return done.stdout.strip()
+async def fetch(url: str) -> str:
+    """GET ``url`` from this host, as the proxy would (through the gateway's route)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(url)
+    answer.raise_for_status()
+    return answer.text.strip()
 
 
 async def test_a_workspace_service_runs_on_a_node_and_answers_at_its_endpoint(
@@ -77,7 +86,7 @@ async def test_a_workspace_service_runs_on_a_node_and_answers_at_its_endpoint(
     info = await running(swarm, created.id)
     assert info.node and info.state["engine"] == "swarm" and info.state["task"]
     url = info.endpoints[8888]
-    assert fetch_from_overlay(f"{PREFIX}-ws-{RUN}", url)  # the app answers at its endpoint
+    assert await fetch(url)  # the app answers this host at its endpoint
     assert [i.id for i in await swarm.list(MINE)] == [created.id]
     await swarm.stop(created.id)
     for _ in range(100):  # bounded: the task shuts down
@@ -129,3 +138,63 @@ async def test_a_start_that_fits_nowhere_waits_with_a_message_then_runs(
     for filler in fillers[1:]:
         await swarm.remove(filler.id)
     await swarm.remove(waiting.id)
+
+
+# -- isolation: an overlay each, the gateway, the node guard ----------------------------------
+
+
+def wait_guarded(cluster: SwarmCluster, service: str) -> None:
+    """Wait until the node guard has applied its rules on every node (state file)."""
+    guard = f"{EDGE}-guard"
+    for _ in range(100):  # bounded: 30 s
+        running = [t for t in docker("service", "ps", "-q", "--filter", "desired-state=running",
+                                     guard).stdout.split()]
+        if len(running) == len(cluster.workers) + 1:
+            break
+        time.sleep(0.3)
+    time.sleep(REFRESH_S + 1)  # one full round of the guard's loop on every node
+
+
+async def test_workspaces_on_two_nodes_reach_neither_each_other_nor_any_node(
+        swarm: SwarmRuntime, swarm_task_ref: str, swarm_cluster: SwarmCluster) -> None:
+    one, two = swarm_cluster.workers[:2]
+    for node in (one, two):
+        docker("node", "update", "--label-add", f"lsname={node.hostname}", node.node_id)
+    a = await swarm.create(spec("iso-a", swarm_task_ref, node_labels={"lsname": one.hostname}))
+    b = await swarm.create(spec("iso-b", swarm_task_ref, node_labels={"lsname": two.hostname}))
+    a_info, b_info = await running(swarm, a.id), await running(swarm, b.id)
+    assert (a_info.node, b_info.node) == (one.hostname, two.hostname)
+    # This host reaches both (the data path), each on a network of its own.
+    assert await fetch(a_info.endpoints[8888]) != await fetch(b_info.endpoints[8888])
+    assert a_info.state["service"] != b_info.state["service"]
+    b_address = b_info.endpoints[8888].split("//")[1].split(":")[0]
+    a_address = a_info.endpoints[8888].split("//")[1].split(":")[0]
+    assert b_address.rsplit(".", 1)[0] != a_address.rsplit(".", 1)[0]  # different subnets
+    wait_guarded(swarm_cluster, a_info.name)
+
+    # A lab machine that is not a node: reachable, as from a workspace on one host.
+    lab = docker("run", "-d", "--label", f"{LABEL}=helper", TASK_IMAGE, "busybox", "httpd",
+                 "-f", "-p", "8080", "-h", "/etc").stdout.strip()
+    try:
+        lab_address = docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", lab
+                             ).stdout.strip()
+        assert tcp_opens_from_task(swarm_cluster, a_info.name, lab_address, 8080)
+        # The nodes' own services listen (this host reaches them) ...
+        for node in (one, two):
+            with socket.create_connection((node.address, GOSSIP_PORT), timeout=3):
+                pass
+        # ... but not from a workspace: neither its own node, nor another, nor the manager.
+        assert not tcp_opens_from_task(swarm_cluster, a_info.name, one.address, GOSSIP_PORT)
+        assert not tcp_opens_from_task(swarm_cluster, a_info.name, two.address, GOSSIP_PORT)
+        assert not tcp_opens_from_task(swarm_cluster, a_info.name,
+                                       swarm_cluster.manager_address, 2377)
+        # Nor the other workspace, on its overlay address or through the gateway.
+        assert not tcp_opens_from_task(swarm_cluster, a_info.name, b_address, 8888)
+        assert not tcp_opens_from_task(swarm_cluster, b_info.name, a_address, 8888)
+    finally:
+        docker("rm", "-f", lab, check=False)
+        for node in (one, two):
+            docker("node", "update", "--label-rm", "lsname", node.node_id, check=False)
+    await swarm.remove(a.id)
+    await swarm.remove(b.id)
+    assert docker("network", "inspect", a_info.name, check=False).returncode != 0  # removed

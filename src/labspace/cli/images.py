@@ -21,7 +21,7 @@ class Base(StrEnum):
 
 @app.command("build")
 def build(
-    name: Annotated[str, typer.Argument(help="Image to build (known: jupyterlab).")
+    name: Annotated[str, typer.Argument(help="Image to build (known: jupyterlab, node-guard).")
                     ] = "jupyterlab",
     tag: Annotated[
         str | None, typer.Option("--tag", help="Image tag (default: labspace/<name>:latest).")

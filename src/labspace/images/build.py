@@ -38,7 +38,8 @@ from labspace.runtime.docker import docker_runtime
 from labspace.runtime.images import DockerImages
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
-IMAGES: dict[str, str] = {"jupyterlab": "Dockerfile.jupyterlab"}
+IMAGES: dict[str, str] = {"jupyterlab": "Dockerfile.jupyterlab",
+                          "node-guard": "Dockerfile.node-guard"}
 ENTRYPOINT_FILE = "labspace-entrypoint"
 
 HASH_LABEL = "org.labspace.image-hash"

@@ -15,8 +15,10 @@ aiodocker's DockerError is translated to labspace.errors here, as in runtime/doc
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
+import logging
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any, cast
@@ -39,10 +41,13 @@ from labspace.runtime.docker import (
     SUDO_CAPS,
     check_mount,
 )
+from labspace.runtime.swarmgateway import Gateway
+from labspace.runtime.swarmguard import guard_rules, guard_service_spec
 from labspace.runtime.swarmspec import info_from_service, replicas, service_spec
 
 NETWORK_LABEL = LABEL_PREFIX + "network"
 GIB = 1024**3
+log = logging.getLogger(__name__)
 
 
 def _fail(exc: DockerError, what: str) -> RuntimeFailure:
@@ -52,10 +57,20 @@ def _fail(exc: DockerError, what: str) -> RuntimeFailure:
 class SwarmRuntime:
     """Implements labspace.runtime.Runtime on a swarm manager's engine API."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, gateway_image: str = "",
+                 guard_image: str = "") -> None:
+        """``gateway_image``: any image with ``sleep`` present on this host's engine (the
+        data path, runtime/swarmgateway.py); ``guard_image``: an image with iptables that every
+        node can pull (runtime/swarmguard.py); without it workspaces are not kept off the
+        nodes' own ports, which ensure_network refuses unless told to accept it."""
         self._url = url
         self._docker: aiodocker.Docker | None = None
         self._node_names: dict[str, str] = {}
+        self._gateway_image = gateway_image
+        self._guard_image = guard_image
+        self._gateway: Gateway | None = None
+        self._guard: tuple[str, list[int]] | None = None  # service name, allowed ports
+        self._guarded_nodes: list[str] = []
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -76,11 +91,14 @@ class SwarmRuntime:
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         for mount in spec.mounts:
             check_mount(mount)
-        body = service_spec(spec, caps=BASE_CAPS + (SUDO_CAPS if spec.sudo else []),
+        network = await self._workspace_network(spec)
+        body = service_spec(replace(spec, network=network),
+                            caps=BASE_CAPS + (SUDO_CAPS if spec.sudo else []),
                             log_options=CONTAINER_LOG_ROTATION)
         try:
             created = await self._query("services/create", "POST", data=json.dumps(body))
         except DockerError as exc:
+            await self._remove_network(network)
             if exc.status == 409:
                 raise Conflict(f"a service named {spec.name} exists already",
                                detail=repr(exc)) from exc
@@ -93,6 +111,9 @@ class SwarmRuntime:
     async def start(self, container_id: str) -> ContainerInfo:
         """Scale to one replica and return at once: the task may still wait for a node with
         room, or pull its image ("created" with a message; the manager waits)."""
+        if self._gateway is not None:
+            await self._gateway.ensure()  # one inspect; redone if the gateway was restarted
+        await self._guard_nodes()
         await self._scale(container_id, 1)
         info = await self.inspect(container_id)
         if info is None:
@@ -106,11 +127,48 @@ class SwarmRuntime:
             return
 
     async def remove(self, container_id: str) -> None:
+        service = await self._service(container_id)
+        if service is None:
+            return
         try:
-            await self.docker.services.delete(container_id)
+            await self.docker.services.delete(service["ID"])
         except DockerError as exc:
             if exc.status != 404:
                 raise _fail(exc, f"cannot remove {container_id}") from exc
+        for network in service["Spec"]["TaskTemplate"].get("Networks") or []:
+            await self._remove_network(network["Target"])
+
+    # -- one overlay per workspace ---------------------------------------------------------
+
+    async def _workspace_network(self, spec: ContainerSpec) -> str:
+        """A new overlay for this workspace alone, joined by the gateway: its id."""
+        try:
+            created = await self._query("networks/create", "POST", data=json.dumps({
+                "Name": spec.name, "Driver": "overlay", "Attachable": True,
+                "CheckDuplicate": True, "Labels": {**spec.labels, NETWORK_LABEL: "1"}}))
+        except DockerError as exc:
+            if exc.status != 409:
+                raise _fail(exc, f"cannot create the network of {spec.name}") from exc
+            created = {"Id": (await self._query(f"networks/{spec.name}"))["Id"]}
+        if self._gateway is not None:
+            await self._gateway.attach(created["Id"])
+        return str(created["Id"])
+
+    async def _remove_network(self, network: str) -> None:
+        """Leave and remove a workspace's overlay; its task may take a few seconds to go."""
+        if self._gateway is not None:
+            await self._gateway.detach(network)
+        for _ in range(50):  # bounded: 10 s
+            try:
+                await self._query(f"networks/{network}", "DELETE")
+                return
+            except DockerError as exc:
+                if exc.status == 404:
+                    return
+                if "active endpoints" not in exc.message:
+                    raise _fail(exc, f"cannot remove network {network}") from exc
+            await asyncio.sleep(0.2)
+        log.warning("network %s still has endpoints; reconcile removes it later", network)
 
     async def _scale(self, service_id: str, count: int) -> None:
         service = await self._service(service_id)
@@ -248,20 +306,51 @@ class SwarmRuntime:
 
     async def ensure_network(self, name: str,
                              host_ports: builtins.list[int] | None = None) -> None:
-        """An attachable overlay for the workspaces (and labspace's own edge) to share."""
-        try:
-            await self.docker.networks.get(name)
+        """The data path (the gateway ``<name>-gateway`` on this host) and, with
+        ``host_ports``, the node guard ``<name>-guard`` on every node. Each workspace gets
+        its own overlay when created, so no two workspaces share a network."""
+        if not self._gateway_image:
+            raise RuntimeFailure("the swarm runtime needs a gateway image (setting "
+                                 "swarm_gateway_image) to reach workspaces on other nodes")
+        self._gateway = Gateway(self.docker, f"{name}-gateway", self._gateway_image)
+        await self._gateway.ensure()
+        if host_ports is None:
             return
-        except DockerError as exc:
-            if exc.status != 404:
-                raise _fail(exc, f"cannot inspect network {name}") from exc
+        if not self._guard_image:
+            raise RuntimeFailure(
+                "workspaces on swarm nodes would reach the nodes' own ports: set "
+                "swarm_guard_image to an image with iptables that every node can pull "
+                "(labspace image build node-guard), or isolate_host = false to accept that")
+        self._guard = (f"{name}-guard", list(host_ports))
+        await self._guard_nodes()
+
+    async def _guard_nodes(self) -> None:
+        """Create the guard service, or update it when the nodes' addresses changed."""
+        if self._guard is None:
+            return
+        raw = await self._raw_nodes()
+        seen = sorted({str((n.get("Status") or {}).get("Addr") or "") for n in raw})
+        if seen == self._guarded_nodes:
+            return
+        name, ports = self._guard
+        info = await self._query("info")
+        swarm = info.get("Swarm") or {}
+        # A leader may report its Addr as 0.0.0.0; NodeAddr is this (manager) node's own.
+        addresses = sorted({a for a in [*seen, str(swarm.get("NodeAddr") or "")]
+                            if a and a != "0.0.0.0"})
+        pool = (swarm.get("Cluster") or {}).get("DefaultAddrPool") or ["10.0.0.0/8"]
+        body = guard_service_spec(name, self._guard_image, guard_rules(addresses, pool, ports))
+        existing = await self._service(name)
         try:
-            await self.docker.networks.create({
-                "Name": name, "Driver": "overlay", "Attachable": True,
-                "Labels": {NETWORK_LABEL: "1"}, "CheckDuplicate": True})
+            if existing is None:
+                await self._query("services/create", "POST", data=json.dumps(body))
+            else:
+                await self._query(f"services/{existing['ID']}/update", "POST",
+                                  params={"version": str(existing["Version"]["Index"])},
+                                  data=json.dumps(body))
         except DockerError as exc:
-            if exc.status != 409:
-                raise _fail(exc, f"cannot create network {name}") from exc
+            raise _fail(exc, f"cannot deploy the node guard {name}") from exc
+        self._guarded_nodes = seen
 
 
 def _node(raw: dict[str, Any], reserved: dict[str, tuple[float, int]]) -> NodeInfo:

@@ -35,6 +35,9 @@ from typing import Any
 from labspace.images.build import HASH_LABEL, LOCAL_BASE, ensure_base, image_label
 from labspace.runtime.docker import docker_runtime
 from labspace.runtime.images import DockerImages
+from labspace.runtime.swarmgateway import GATEWAY_LABEL
+from labspace.runtime.swarmguard import FORWARD_CHAIN as GUARD_FORWARD_CHAIN
+from labspace.runtime.swarmguard import INPUT_CHAIN as GUARD_INPUT_CHAIN
 
 PREFIX = "labspace-swarmtest"
 LABEL = "org.labspace.swarmtest"  # =node on node containers, =helper on helper containers
@@ -423,6 +426,20 @@ def _ours(kind: str) -> list[str]:
     return [name for name in names if name.startswith(PREFIX)] + labelled
 
 
+def _drop_guard_chains() -> None:
+    """The node guard's chains on the host (the manager is a node too; its guard task keeps
+    them while it runs and never removes them)."""
+    for table, chain in (("INPUT", GUARD_INPUT_CHAIN), ("DOCKER-USER", GUARD_FORWARD_CHAIN),
+                         ("FORWARD", GUARD_FORWARD_CHAIN)):
+        for _ in range(10):  # bounded: one jump is removed per call
+            if subprocess.run(["iptables", "-w", "5", "-D", table, "-i", "docker_gwbridge",
+                               "-j", chain], capture_output=True, check=False).returncode:
+                break
+    for chain in (GUARD_INPUT_CHAIN, GUARD_FORWARD_CHAIN):
+        subprocess.run(["iptables", "-w", "5", "-F", chain], capture_output=True, check=False)
+        subprocess.run(["iptables", "-w", "5", "-X", chain], capture_output=True, check=False)
+
+
 def teardown_swarm(cluster: SwarmCluster | None = None, *, root: Path = DEFAULT_ROOT,
                    progress: Progress = stderr_progress) -> None:
     """Remove what setup_swarm made (as its state file records), and the services, networks
@@ -437,6 +454,10 @@ def teardown_swarm(cluster: SwarmCluster | None = None, *, root: Path = DEFAULT_
         return
     for container in docker("ps", "-aq", "--filter", f"label={LABEL}=helper").stdout.split():
         docker("rm", "-f", container, check=False)
+    for container in docker("ps", "-a", "--filter", f"label={GATEWAY_LABEL}",
+                            "--format", "{{.Names}}").stdout.split():
+        if container.startswith(PREFIX):  # SwarmRuntime's gateways in tests
+            docker("rm", "-f", container, check=False)
     swarm = _swarm_info()
     if swarm.get("ControlAvailable"):
         for service in _ours("service"):
@@ -449,6 +470,7 @@ def teardown_swarm(cluster: SwarmCluster | None = None, *, root: Path = DEFAULT_
     progress(f"removing nodes {', '.join(nodes) or '(none)'}")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(_remove_worker, [f"{PREFIX}-{h}" for h in nodes], nodes.values()))
+    _drop_guard_chains()
     if state.get("initialised_swarm") and swarm.get("NodeID") == state.get("swarm_node_id"):
         progress("swarm: leaving (the host engine is a plain engine again)")
         docker("swarm", "leave", "--force", timeout=60)
