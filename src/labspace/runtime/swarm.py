@@ -154,21 +154,34 @@ class SwarmRuntime:
             await self._gateway.attach(created["Id"])
         return str(created["Id"])
 
-    async def _remove_network(self, network: str) -> None:
-        """Leave and remove a workspace's overlay; its task may take a few seconds to go."""
+    async def _remove_network(self, network: str, attempts: int = 100) -> None:
+        """Leave and remove a workspace's overlay. Its task takes up to the stop grace period
+        to go; a network still in use after 20 s is left for the next sweep."""
         if self._gateway is not None:
             await self._gateway.detach(network)
-        for _ in range(50):  # bounded: 10 s
+        for _ in range(attempts):  # bounded: 20 s
             try:
                 await self._query(f"networks/{network}", "DELETE")
                 return
             except DockerError as exc:
                 if exc.status == 404:
                     return
-                if "active endpoints" not in exc.message:
+                if "in use" not in exc.message and "active endpoints" not in exc.message:
                     raise _fail(exc, f"cannot remove network {network}") from exc
             await asyncio.sleep(0.2)
-        log.warning("network %s still has endpoints; reconcile removes it later", network)
+        log.warning("network %s is still in use; the next sweep removes it", network)
+
+    async def _sweep_networks(self) -> None:
+        """Remove workspace overlays whose service is gone (a crash between the two)."""
+        try:
+            networks = await self.docker.networks.list(
+                filters={"label": [f"{NETWORK_LABEL}=1"], "driver": ["overlay"]})
+            services = {s["Spec"]["Name"] for s in await self.docker.services.list()}
+        except DockerError as exc:
+            raise _fail(exc, "cannot list workspace networks") from exc
+        for network in networks:
+            if network["Name"] not in services:
+                await self._remove_network(network["Id"], attempts=1)
 
     async def _scale(self, service_id: str, count: int) -> None:
         service = await self._service(service_id)
@@ -314,6 +327,7 @@ class SwarmRuntime:
                                  "swarm_gateway_image) to reach workspaces on other nodes")
         self._gateway = Gateway(self.docker, f"{name}-gateway", self._gateway_image)
         await self._gateway.ensure()
+        await self._sweep_networks()
         if host_ports is None:
             return
         if not self._guard_image:
