@@ -88,9 +88,21 @@ def test_a_pending_task_waits_with_the_engines_reason() -> None:
 
 def test_a_failed_task_is_an_exited_container_with_its_code() -> None:
     failed = _task("failed", 5, "shutdown", Err="task: non-zero exit (3)",
-                   ContainerStatus={"ExitCode": 3})
+                   ContainerStatus={"ContainerID": "c1", "ExitCode": 3})
     info = info_from_service(_service(), [failed], {})
     assert info.status == "exited" and info.exit_code == 3 and not info.endpoints
+
+
+def test_a_node_without_the_homes_says_which_node_and_what_to_mount() -> None:
+    rejected = _task("rejected", 6, "shutdown", Err='invalid mount config for type "bind": '
+                     "bind source path does not exist: /nfs/homes/ada")
+    info = info_from_service(_service(), [rejected], {"n2": "lsnode2"})
+    assert info.status == "exited" and info.exit_code is None
+    assert info.error == ("node lsnode2 has no /nfs/homes/ada: mount the homes (the lab's NFS) "
+                          "and shared folders at the same path on every node")
+    other = info_from_service(_service(), [_task("rejected", 7, "shutdown", Err="no space")],
+                              {"n2": "lsnode2"})
+    assert other.error == "node lsnode2 could not run it: no space"
 
 
 def test_no_task_yet_is_a_created_container() -> None:

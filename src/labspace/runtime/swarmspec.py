@@ -16,6 +16,7 @@ set on the service's task, with these differences (see docs/architecture.md, "Sw
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from labspace.runtime.base import LABEL_PREFIX, ContainerInfo, ContainerSpec
@@ -26,6 +27,7 @@ NO_NEW_PRIVS_ENV = "LABSPACE_NO_NEW_PRIVS"
 # A constraint on node labels, e.g. {"gpu": "true"} -> node.labels.gpu==true.
 NODE_LABEL_CONSTRAINT = "node.labels.{key}=={value}"
 
+_MISSING_MOUNT = re.compile(r"bind source path does not exist: (\S+)")
 # Task states (docker/api/types/swarm/task.go) as a container's status.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
             "starting"}
@@ -121,6 +123,9 @@ def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
         image = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
         if phase == "running":
             status, address = "running", task_address(task)
+        elif phase == "rejected" or (phase == "failed" and not (
+                task_status.get("ContainerStatus") or {}).get("ContainerID")):
+            status, error = "exited", refusal(node, task_status.get("Err") or phase)
         elif phase in _ENDED or task.get("DesiredState") != "running":
             status = "exited"
             exit_code = (task_status.get("ContainerStatus") or {}).get("ExitCode")
@@ -141,6 +146,15 @@ def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
         image_id=image.split("@", 1)[1] if "@" in image else image,
         state=state,
     )
+
+
+def refusal(node: str, error: str) -> str:
+    """Why a node could not run a task, in words an admin acts on."""
+    missing = _MISSING_MOUNT.search(error)
+    if missing:
+        return (f"node {node or '?'} has no {missing.group(1)}: mount the homes (the lab's "
+                f"NFS) and shared folders at the same path on every node")
+    return f"node {node or '?'} could not run it: {error}"
 
 
 def replicas(service: dict[str, Any]) -> int:

@@ -288,10 +288,9 @@ class WorkspaceManager:
                 info = await self.runtime.inspect(container_id)
                 if info is None or not info.running:
                     code = info.exit_code if info else None
-                    raise StartFailed(
-                        f"the container exited (code {code}) before its app answered",
-                        logs=await self._logs(container_id),
-                    )
+                    why = (info.error if info is not None and code is None and info.error
+                           else f"the container exited (code {code}) before its app answered")
+                    raise StartFailed(why, logs=await self._logs(container_id))
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
