@@ -470,12 +470,12 @@ def teardown_swarm(cluster: SwarmCluster | None = None, *, root: Path = DEFAULT_
     progress(f"removing nodes {', '.join(nodes) or '(none)'}")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         list(pool.map(_remove_worker, [f"{PREFIX}-{h}" for h in nodes], nodes.values()))
-    _drop_guard_chains()
     if state.get("initialised_swarm") and swarm.get("NodeID") == state.get("swarm_node_id"):
         progress("swarm: leaving (the host engine is a plain engine again)")
         docker("swarm", "leave", "--force", timeout=60)
         if not state.get("gwbridge_existed"):
             docker("network", "rm", "docker_gwbridge", check=False)
+    _drop_guard_chains()  # after the guard's task on this host has gone with the swarm
     if state.get("registry_pid"):
         _stop_registry(int(state["registry_pid"]), root / "registry" / "config.yml")
     for tag in docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split():
