@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from labspace.errors import Conflict
 from labspace.runtime.base import ContainerInfo, ContainerSpec, Limits
 from labspace.runtime.swarm import SwarmRuntime
 from labspace.runtime.swarmguard import REFRESH_S
@@ -96,6 +97,11 @@ async def test_a_workspace_service_runs_on_a_node_and_answers_at_its_endpoint(
             break
         await asyncio.sleep(0.2)
     assert not stopped.running and stopped.endpoints == {}
+    # A second workspace under the same name is refused and leaves the first one whole.
+    with pytest.raises(Conflict):
+        await swarm.create(spec("one", swarm_task_ref, cpus=0.5))
+    again = await running(swarm, created.id)
+    assert await fetch(again.endpoints[8888])
     await swarm.remove(created.id)
     await swarm.remove(created.id)  # idempotent
     assert await swarm.inspect(created.id) is None

@@ -91,14 +91,15 @@ class SwarmRuntime:
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         for mount in spec.mounts:
             check_mount(mount)
-        network = await self._workspace_network(spec)
+        network, made = await self._workspace_network(spec)
         body = service_spec(replace(spec, network=network),
                             caps=BASE_CAPS + (SUDO_CAPS if spec.sudo else []),
                             log_options=CONTAINER_LOG_ROTATION)
         try:
             created = await self._query("services/create", "POST", data=json.dumps(body))
         except DockerError as exc:
-            await self._remove_network(network)
+            if made:  # never the network of a service that already has this name
+                await self._remove_network(network)
             if exc.status == 409:
                 raise Conflict(f"a service named {spec.name} exists already",
                                detail=repr(exc)) from exc
@@ -140,8 +141,10 @@ class SwarmRuntime:
 
     # -- one overlay per workspace ---------------------------------------------------------
 
-    async def _workspace_network(self, spec: ContainerSpec) -> str:
-        """A new overlay for this workspace alone, joined by the gateway: its id."""
+    async def _workspace_network(self, spec: ContainerSpec) -> tuple[str, bool]:
+        """The overlay for this workspace alone, joined by the gateway: its id, and whether
+        this call made it (it exists already when a service of that name does)."""
+        made = True
         try:
             created = await self._query("networks/create", "POST", data=json.dumps({
                 "Name": spec.name, "Driver": "overlay", "Attachable": True,
@@ -149,10 +152,10 @@ class SwarmRuntime:
         except DockerError as exc:
             if exc.status != 409:
                 raise _fail(exc, f"cannot create the network of {spec.name}") from exc
-            created = {"Id": (await self._query(f"networks/{spec.name}"))["Id"]}
+            created, made = {"Id": (await self._query(f"networks/{spec.name}"))["Id"]}, False
         if self._gateway is not None:
             await self._gateway.attach(created["Id"])
-        return str(created["Id"])
+        return str(created["Id"]), made
 
     async def _remove_network(self, network: str, attempts: int = 100) -> None:
         """Leave and remove a workspace's overlay. Its task takes up to the stop grace period

@@ -190,7 +190,8 @@ class Gateway:
             await self.docker._query_json(f"networks/{network_id}/connect", "POST",
                                           data=json.dumps({"Container": self.name}))
         except DockerError as exc:
-            if exc.status != 403 or "already exists" not in exc.message:
+            # 409 "already attached" (an overlay), 403 "already exists" (older engines).
+            if exc.status not in (403, 409) or "already" not in exc.message:
                 raise RuntimeFailure(f"cannot attach the swarm gateway to {network_id}: "
                                      f"{exc.message}", detail=repr(exc)) from exc
         await self._route(network_id)
