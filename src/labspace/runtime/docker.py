@@ -92,6 +92,34 @@ def check_mount(mount: Mount, sockets: tuple[str, ...] = DOCKER_SOCKETS) -> None
                 raise InvalidInput(f"mounting {mount.source} would expose the Docker socket {sock}")
 
 
+async def ensure_bridge(client: aiodocker.Docker, name: str,
+                        labels: dict[str, str]) -> dict[str, Any]:
+    """The bridge network ``name`` (inspected), created with inter-container traffic off
+    unless it exists; a concurrent creation is no error."""
+    try:
+        return dict(await (await client.networks.get(name)).show())
+    except DockerError as exc:
+        if exc.status != 404:
+            raise _fail(exc, f"cannot inspect network {name}") from exc
+    try:
+        await client.networks.create({
+            "Name": name, "Driver": "bridge", "CheckDuplicate": True,
+            "Options": {"com.docker.network.bridge.enable_icc": "false"}, "Labels": labels})
+    except DockerError as exc:
+        if exc.status != 409:  # 409: created concurrently, fine
+            raise _fail(exc, f"cannot create network {name}") from exc
+    try:
+        return dict(await (await client.networks.get(name)).show())
+    except DockerError as exc:
+        raise _fail(exc, f"cannot inspect network {name}") from exc
+
+
+def bridge_device(network: dict[str, Any]) -> str:
+    """The host's interface of a bridge network (br-<id> unless named by an option)."""
+    options = network.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or "br-" + network["Id"][:12])
+
+
 def _status_exit_code(summary_status: str) -> int | None:
     match = _EXITED.match(summary_status or "")
     return int(match.group(1)) if match else None
@@ -412,12 +440,7 @@ class DockerRuntime:
         """Create the workspaces' bridge network unless it exists; containers on it cannot
         reach one another (inter-container communication disabled). With ``host_ports``,
         they cannot reach the host either, except on those ports (see hostfirewall)."""
-        try:
-            existing = await (await self.docker.networks.get(name)).show()
-        except DockerError as exc:
-            if exc.status != 404:
-                raise _fail(exc, f"cannot inspect network {name}") from exc
-            existing = await self._create_network(name)
+        existing = await ensure_bridge(self.docker, name, {NETWORK_LABEL: name})
         options = existing.get("Options") or {}
         if options.get("com.docker.network.bridge.enable_icc") != "false":
             # Refuse rather than silently let workspaces reach one another.
@@ -426,27 +449,7 @@ class DockerRuntime:
                 "or choose another docker_network"
             )
         if host_ports is not None:
-            bridge = options.get("com.docker.network.bridge.name") or "br-" + existing["Id"][:12]
-            await isolate_host(bridge, host_ports)
-
-    async def _create_network(self, name: str) -> dict[str, Any]:
-        config = {
-            "Name": name,
-            "Driver": "bridge",
-            "CheckDuplicate": True,
-            "Options": {"com.docker.network.bridge.enable_icc": "false"},
-            "Labels": {NETWORK_LABEL: name},
-        }
-        try:
-            await self.docker.networks.create(config)
-        except DockerError as exc:
-            if exc.status != 409:  # 409: created concurrently, fine
-                raise _fail(exc, f"cannot create network {name}") from exc
-        try:
-            shown: dict[str, Any] = await (await self.docker.networks.get(name)).show()
-        except DockerError as exc:
-            raise _fail(exc, f"cannot inspect network {name}") from exc
-        return shown
+            await isolate_host(bridge_device(existing), host_ports)
 
 
 @asynccontextmanager

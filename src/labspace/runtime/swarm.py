@@ -198,12 +198,17 @@ class SwarmRuntime:
             # A fresh task every start, even when the spec is unchanged.
             template = spec["TaskTemplate"]
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+        await self._update_service(service, spec, f"cannot scale {service_id} to {count}")
+
+    async def _update_service(self, service: dict[str, Any], spec: dict[str, Any],
+                              failure: str) -> None:
+        """Replace ``service``'s spec, at the version it was read at (no lost update)."""
         try:
             await self._query(f"services/{service['ID']}/update", "POST",
                               params={"version": str(service["Version"]["Index"])},
                               data=json.dumps(spec))
         except DockerError as exc:
-            raise _fail(exc, f"cannot scale {service_id} to {count}") from exc
+            raise _fail(exc, failure) from exc
 
     # -- what runs where -------------------------------------------------------------------
 
@@ -358,15 +363,14 @@ class SwarmRuntime:
         pool = (swarm.get("Cluster") or {}).get("DefaultAddrPool") or ["10.0.0.0/8"]
         body = guard_service_spec(name, self._guard_image, guard_rules(addresses, pool, ports))
         existing = await self._service(name)
-        try:
-            if existing is None:
+        failure = f"cannot deploy the node guard {name}"
+        if existing is not None:
+            await self._update_service(existing, body, failure)
+        else:
+            try:
                 await self._query("services/create", "POST", data=json.dumps(body))
-            else:
-                await self._query(f"services/{existing['ID']}/update", "POST",
-                                  params={"version": str(existing["Version"]["Index"])},
-                                  data=json.dumps(body))
-        except DockerError as exc:
-            raise _fail(exc, f"cannot deploy the node guard {name}") from exc
+            except DockerError as exc:
+                raise _fail(exc, failure) from exc
         self._guarded_nodes = seen
 
 

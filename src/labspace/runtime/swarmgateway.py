@@ -32,6 +32,7 @@ from aiodocker.exceptions import DockerError
 
 from labspace.errors import RuntimeFailure
 from labspace.runtime.base import LABEL_PREFIX
+from labspace.runtime.docker import bridge_device, ensure_bridge
 
 GATEWAY_LABEL = LABEL_PREFIX + "gateway"
 
@@ -135,7 +136,7 @@ class Gateway:
         except DockerError as exc:
             if exc.status != 404:
                 raise RuntimeFailure(f"cannot inspect {self.name}: {exc.message}") from exc
-        await self._ensure_bridge()
+        await ensure_bridge(self.docker, self.name, {GATEWAY_LABEL: "1"})
         body = {
             "Image": self.image, "Cmd": ["sleep", "infinity"], "Entrypoint": [],
             "Labels": {GATEWAY_LABEL: "1"},
@@ -152,18 +153,6 @@ class Gateway:
         await self._query(f"containers/{created['Id']}/start", "POST")
         return dict(await self._query(f"containers/{created['Id']}/json"))
 
-    async def _ensure_bridge(self) -> None:
-        try:
-            await self.docker.networks.get(self.name)
-            return
-        except DockerError as exc:
-            if exc.status != 404:
-                raise RuntimeFailure(f"cannot inspect network {self.name}: {exc.message}") from exc
-        await self._query("networks/create", "POST", data=json.dumps({
-            "Name": self.name, "Driver": "bridge", "CheckDuplicate": True,
-            "Labels": {GATEWAY_LABEL: "1"},
-            "Options": {"com.docker.network.bridge.enable_icc": "false"}}))
-
     async def _configure(self, data: dict[str, Any]) -> None:
         networks = data["NetworkSettings"]["Networks"]
         bridge = networks.get(self.name) or {}
@@ -178,7 +167,7 @@ class Gateway:
             raise RuntimeFailure(f"the swarm gateway's address {address} is on no interface")
         await _run(*namespace, "iptables-restore", stdin=gateway_rules(interface, host_address))
         self._pid, self._address = pid, address
-        self._device = "br-" + bridge["NetworkID"][:12]
+        self._device = bridge_device(await self._query(f"networks/{bridge['NetworkID']}"))
         for network_id, attached in networks.items():
             if network_id != self.name and attached.get("NetworkID"):
                 await self._route(attached["NetworkID"])
