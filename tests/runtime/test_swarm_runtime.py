@@ -64,7 +64,7 @@ async def running(runtime: SwarmRuntime, service_id: str, timeout: float = 90) -
     for _ in range(int(timeout / 0.3)):  # bounded
         if info.running:
             return info
-        assert info.status != "exited", info
+        assert info.status != "exited", (info.exit_code, info.error, info.node, info.state)
         await asyncio.sleep(0.3)
         found = await runtime.inspect(service_id)
         assert found is not None

@@ -86,6 +86,13 @@ def test_a_pending_task_waits_with_the_engines_reason() -> None:
     assert info.endpoints == {}
 
 
+def test_a_task_an_update_made_is_a_start_under_way_not_an_ended_one() -> None:
+    old = _task("shutdown", 3, "shutdown", ContainerStatus={"ContainerID": "c0", "ExitCode": 0})
+    fresh = dict(_task("new", 9, "ready"), NodeID="")
+    info = info_from_service(_service(), [old, fresh], {})
+    assert info.status == "created" and info.state["task"] == "task9"
+
+
 def test_a_failed_task_is_an_exited_container_with_its_code() -> None:
     failed = _task("failed", 5, "shutdown", Err="task: non-zero exit (3)",
                    ContainerStatus={"ContainerID": "c1", "ExitCode": 3})

@@ -115,11 +115,18 @@ class SwarmRuntime:
         if self._gateway is not None:
             await self._gateway.ensure()  # one inspect; redone if the gateway was restarted
         await self._guard_nodes()
-        await self._scale(container_id, 1)
-        info = await self.inspect(container_id)
-        if info is None:
-            raise NotFound(f"service {container_id} vanished right after start")
-        return info
+        before = {t["ID"] for t in await self._tasks({"service": [container_id]})}
+        scaled = await self._scale(container_id, 1)
+        for _ in range(200):  # bounded: 10 s for the orchestrator to make the new task
+            info = await self.inspect(container_id)
+            if info is None:
+                raise NotFound(f"service {container_id} vanished right after start")
+            # Until the new task exists, the last one (of the previous run, shut down)
+            # stands for the service and would read as "exited".
+            if not scaled or info.state.get("task") not in before:
+                return info
+            await asyncio.sleep(0.05)
+        raise RuntimeFailure(f"the swarm made no task for {container_id} within 10 s")
 
     async def stop(self, container_id: str, timeout: float = 10.0) -> None:
         try:
@@ -186,12 +193,13 @@ class SwarmRuntime:
             if network["Name"] not in services:
                 await self._remove_network(network["Id"], attempts=1)
 
-    async def _scale(self, service_id: str, count: int) -> None:
+    async def _scale(self, service_id: str, count: int) -> bool:
+        """Set the replicas; False when there were ``count`` already."""
         service = await self._service(service_id)
         if service is None:
             raise NotFound(f"no service {service_id}")
         if replicas(service) == count:
-            return
+            return False
         spec = service["Spec"]
         spec["Mode"] = {"Replicated": {"Replicas": count}}
         if count:
@@ -199,6 +207,7 @@ class SwarmRuntime:
             template = spec["TaskTemplate"]
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
         await self._update_service(service, spec, f"cannot scale {service_id} to {count}")
+        return True
 
     async def _update_service(self, service: dict[str, Any], spec: dict[str, Any],
                               failure: str) -> None:

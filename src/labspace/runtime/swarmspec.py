@@ -31,6 +31,9 @@ _MISSING_MOUNT = re.compile(r"bind source path does not exist: (\S+)")
 # Task states (docker/api/types/swarm/task.go) as a container's status.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
             "starting"}
+# A task made by an update is desired "ready" until the one it replaces is shut down, then
+# "running": both are a start under way, not an ended task.
+_WANTED = {"running", "ready"}
 _ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
 
 
@@ -89,7 +92,7 @@ def current_task(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
 
     def order(task: dict[str, Any]) -> tuple[bool, int]:
-        wanted = task.get("DesiredState") == "running"
+        wanted = task.get("DesiredState") in _WANTED
         return wanted, int((task.get("Version") or {}).get("Index", 0))
 
     return max(tasks, key=order)
@@ -126,7 +129,7 @@ def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
         elif phase == "rejected" or (phase == "failed" and not (
                 task_status.get("ContainerStatus") or {}).get("ContainerID")):
             status, error = "exited", refusal(node, task_status.get("Err") or phase)
-        elif phase in _ENDED or task.get("DesiredState") != "running":
+        elif phase in _ENDED or task.get("DesiredState") not in _WANTED:
             status = "exited"
             exit_code = (task_status.get("ContainerStatus") or {}).get("ExitCode")
             error = task_status.get("Err") or None
