@@ -11,7 +11,10 @@ from labspace.runtime.swarmspec import (
     PORTS_LABEL,
     current_task,
     info_from_service,
+    labels_wanted,
+    meant_to_run,
     service_spec,
+    unconfirmed_end,
 )
 
 SPEC = ContainerSpec(
@@ -116,3 +119,27 @@ def test_no_task_yet_is_a_created_container() -> None:
     info = info_from_service(_service(replicas=0), [], {})
     assert info.status == "created" and info.error is None
     assert current_task([]) is None
+
+
+def test_a_task_on_a_lost_node_is_ended_and_names_the_node() -> None:
+    # The node died while the task ran: the manager wants it shut down, nobody reports it.
+    orphan = _task("running", 8, "shutdown")
+    assert unconfirmed_end(orphan) and not meant_to_run(orphan)
+    info = info_from_service(_service(), [orphan], {"n2": "lsnode2"}, frozenset({"n2"}))
+    assert info.status == "exited" and info.exit_code is None and not info.endpoints
+    assert info.error is not None and info.error.startswith("node lsnode2 is down")
+    # The same task while its node is fine is a stop under way: still running.
+    stopping = info_from_service(_service(), [orphan], {"n2": "lsnode2"}, frozenset())
+    assert stopping.running
+    # A node that was lost earlier and came back does not end a task meant to run there.
+    back = info_from_service(_service(), [_task("running", 9)], {"n2": "lsnode2"},
+                             frozenset({"n2"}))
+    assert back.running and meant_to_run(_task("running", 9))
+
+
+def test_the_labels_a_service_asks_of_its_node_are_read_back() -> None:
+    body = service_spec(ContainerSpec(name="x", image="i", node_labels={"gpu": "true",
+                                                                      "zone": "b"}),
+                        caps=[], log_options={})
+    assert labels_wanted({"Spec": body}) == {"gpu": "true", "zone": "b"}
+    assert labels_wanted({"Spec": {}}) == {}

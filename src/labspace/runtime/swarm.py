@@ -43,7 +43,16 @@ from labspace.runtime.docker import (
 )
 from labspace.runtime.swarmgateway import Gateway
 from labspace.runtime.swarmguard import guard_rules, guard_service_spec
-from labspace.runtime.swarmspec import info_from_service, replicas, service_spec
+from labspace.runtime.swarmspec import (
+    LOST_NODE_STATES,
+    current_task,
+    info_from_service,
+    labels_wanted,
+    meant_to_run,
+    replicas,
+    service_spec,
+    unconfirmed_end,
+)
 
 NETWORK_LABEL = LABEL_PREFIX + "network"
 GIB = 1024**3
@@ -66,6 +75,7 @@ class SwarmRuntime:
         self._url = url
         self._docker: aiodocker.Docker | None = None
         self._node_names: dict[str, str] = {}
+        self._lost_nodes: frozenset[str] = frozenset()
         self._gateway_image = gateway_image
         self._guard_image = guard_image
         self._gateway: Gateway | None = None
@@ -115,8 +125,12 @@ class SwarmRuntime:
         if self._gateway is not None:
             await self._gateway.ensure()  # one inspect; redone if the gateway was restarted
         await self._guard_nodes()
-        before = {t["ID"] for t in await self._tasks({"service": [container_id]})}
-        scaled = await self._scale(container_id, 1)
+        tasks = await self._tasks({"service": [container_id]})
+        before = {t["ID"] for t in tasks}
+        # One replica already, yet no task meant to run: the swarm shut it down because its
+        # node was lost. A fresh task goes to a live node.
+        scaled = await self._scale(container_id, 1,
+                                   again=not meant_to_run(current_task(tasks)))
         for _ in range(200):  # bounded: 10 s for the orchestrator to make the new task
             info = await self.inspect(container_id)
             if info is None:
@@ -193,12 +207,13 @@ class SwarmRuntime:
             if network["Name"] not in services:
                 await self._remove_network(network["Id"], attempts=1)
 
-    async def _scale(self, service_id: str, count: int) -> bool:
-        """Set the replicas; False when there were ``count`` already."""
+    async def _scale(self, service_id: str, count: int, *, again: bool = False) -> bool:
+        """Set the replicas; False when there were ``count`` already, unless ``again`` asks
+        for a fresh task anyway."""
         service = await self._service(service_id)
         if service is None:
             raise NotFound(f"no service {service_id}")
-        if replicas(service) == count:
+        if replicas(service) == count and not (count and again):
             return False
         spec = service["Spec"]
         spec["Mode"] = {"Replicated": {"Replicas": count}}
@@ -236,12 +251,20 @@ class SwarmRuntime:
         except DockerError as exc:
             raise _fail(exc, "cannot list tasks") from exc
 
-    async def _names(self, tasks: builtins.list[dict[str, Any]]) -> dict[str, str]:
-        if any(t.get("NodeID") and t["NodeID"] not in self._node_names for t in tasks):
-            # Only the names: nodes() would also list every running task for reservations.
+    async def _node_facts(self, tasks: builtins.list[dict[str, Any]]
+                          ) -> tuple[dict[str, str], frozenset[str]]:
+        """Node names by id, and the ids of nodes the manager has lost. Listed again only for
+        a node not seen before, or a task whose end its node has not confirmed (a stop under
+        way, or a dead node: the node's state tells which): not on every inspect."""
+        if any(t.get("NodeID") and t["NodeID"] not in self._node_names for t in tasks) or \
+                any(unconfirmed_end(t) for t in tasks):
+            raw = await self._raw_nodes()
             self._node_names = {n["ID"]: (n.get("Description") or {}).get("Hostname", "")
-                                for n in await self._raw_nodes()}
-        return self._node_names
+                                for n in raw}
+            self._lost_nodes = frozenset(
+                n["ID"] for n in raw
+                if (n.get("Status") or {}).get("State") in LOST_NODE_STATES)
+        return self._node_names, self._lost_nodes
 
     async def _raw_nodes(self) -> builtins.list[dict[str, Any]]:
         try:
@@ -254,7 +277,7 @@ class SwarmRuntime:
         if service is None:
             return None
         tasks = await self._tasks({"service": [service["ID"]]})
-        info = info_from_service(service, tasks, await self._names(tasks))
+        info = info_from_service(service, tasks, *await self._node_facts(tasks))
         if info.status == "created" and info.error and "insufficient resources" in info.error:
             info = _with_error(info, await self._capacity_message(service))
         return info
@@ -268,9 +291,9 @@ class SwarmRuntime:
         if not services:
             return []
         tasks = await self._tasks({"service": [s["ID"] for s in services]})
-        names = await self._names(tasks)
+        names, lost = await self._node_facts(tasks)
         return [info_from_service(dict(s), [t for t in tasks if t.get("ServiceID") == s["ID"]],
-                                  names) for s in services]
+                                  names, lost) for s in services]
 
     async def nodes(self) -> builtins.list[NodeInfo]:
         """Every node with its size, labels and what running tasks reserve there."""
@@ -304,11 +327,15 @@ class SwarmRuntime:
     async def _capacity_message(self, service: dict[str, Any]) -> str:
         wants = service["Spec"]["TaskTemplate"].get("Resources", {}).get("Reservations", {})
         cpus, memory = wants.get("NanoCPUs", 0) / 1e9, wants.get("MemoryBytes", 0)
-        live = [n for n in await self.nodes() if n.schedulable]
+        wanted = labels_wanted(service)
+        live = [n for n in await self.nodes() if n.schedulable
+                and all(n.labels.get(k) == v for k, v in wanted.items())]
         need = ", ".join(part for part in (
             f"{cpus:g} CPUs" if cpus else "", f"{memory / GIB:.1f} GiB" if memory else "") if part)
         if not live:
-            return f"waiting for capacity: needs {need or 'a node'}, no node is available"
+            where = " with " + ", ".join(f"{k}={v}" for k, v in wanted.items()) if wanted else ""
+            return (f"waiting for capacity: needs {need or 'a node'}, no node{where} is "
+                    "available")
         best = max(live, key=lambda n: (n.free_cpus, n.free_memory_bytes))
         return (f"waiting for capacity: needs {need}, largest free {best.free_cpus:g} CPUs, "
                 f"{best.free_memory_bytes / GIB:.1f} GiB (on {best.hostname})")

@@ -27,6 +27,7 @@ NO_NEW_PRIVS_ENV = "LABSPACE_NO_NEW_PRIVS"
 # A constraint on node labels, e.g. {"gpu": "true"} -> node.labels.gpu==true.
 NODE_LABEL_CONSTRAINT = "node.labels.{key}=={value}"
 
+_LABEL_CONSTRAINT = re.compile(r"node\.labels\.([^=!\s]+)\s*==\s*(\S+)")
 _MISSING_MOUNT = re.compile(r"bind source path does not exist: (\S+)")
 # Task states (docker/api/types/swarm/task.go) as a container's status.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
@@ -35,6 +36,9 @@ _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", 
 # "running": both are a start under way, not an ended task.
 _WANTED = {"running", "ready"}
 _ENDED = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
+# Node states (docker/api/types/swarm/node.go) in which the manager has lost the node: it
+# marks the node's tasks for shutdown, but nobody is left to report that they ended.
+LOST_NODE_STATES = {"down", "disconnected"}
 
 
 def service_spec(spec: ContainerSpec, *, caps: list[str], log_options: dict[str, str],
@@ -86,6 +90,13 @@ def service_spec(spec: ContainerSpec, *, caps: list[str], log_options: dict[str,
     }
 
 
+def labels_wanted(service: dict[str, Any]) -> dict[str, str]:
+    """The node labels a service's constraints ask for (the inverse of service_spec's)."""
+    placement = ((service.get("Spec") or {}).get("TaskTemplate") or {}).get("Placement") or {}
+    found = (_LABEL_CONSTRAINT.fullmatch(c) for c in placement.get("Constraints") or [])
+    return {m.group(1): m.group(2) for m in found if m}
+
+
 def current_task(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The task that stands for the workspace now: one meant to run if any, else the latest."""
     if not tasks:
@@ -109,9 +120,22 @@ def task_address(task: dict[str, Any]) -> str | None:
     return None
 
 
+def meant_to_run(task: dict[str, Any] | None) -> bool:
+    return task is not None and task.get("DesiredState") in _WANTED
+
+
+def unconfirmed_end(task: dict[str, Any]) -> bool:
+    """Whether the manager wants ``task`` gone but its node has not said it ended: a stop
+    under way, or a node that died (only the node's state tells which)."""
+    phase = (task.get("Status") or {}).get("State", "new")
+    return task.get("DesiredState") not in _WANTED and phase not in _ENDED
+
+
 def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
-                      node_names: dict[str, str]) -> ContainerInfo:
-    """Report a service as the container it stands for (see the module docstring)."""
+                      node_names: dict[str, str],
+                      lost_nodes: frozenset[str] = frozenset()) -> ContainerInfo:
+    """Report a service as the container it stands for (see the module docstring).
+    ``lost_nodes``: ids of nodes the manager has lost contact with (LOST_NODE_STATES)."""
     spec = service.get("Spec") or {}
     labels = dict(spec.get("Labels") or {})
     ports = [int(p) for p in labels.pop(PORTS_LABEL, "").split(",") if p.isdigit()]
@@ -124,7 +148,9 @@ def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
         state["task"] = task.get("ID", "")
         node = node_names.get(task.get("NodeID", ""), task.get("NodeID", ""))
         image = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
-        if phase == "running":
+        if unconfirmed_end(task) and task.get("NodeID") in lost_nodes:
+            status, error = "exited", lost_node(node)
+        elif phase == "running":
             status, address = "running", task_address(task)
         elif phase == "rejected" or (phase == "failed" and not (
                 task_status.get("ContainerStatus") or {}).get("ContainerID")):
@@ -158,6 +184,11 @@ def refusal(node: str, error: str) -> str:
         return (f"node {node or '?'} has no {missing.group(1)}: mount the homes (the lab's "
                 f"NFS) and shared folders at the same path on every node")
     return f"node {node or '?'} could not run it: {error}"
+
+
+def lost_node(node: str) -> str:
+    return (f"node {node or '?'} is down (the swarm lost contact with it); start the "
+            "workspace again to run it on another node")
 
 
 def replicas(service: dict[str, Any]) -> int:

@@ -90,6 +90,26 @@ class SwarmCluster:
         return docker("exec", self.node(hostname).container, "docker", *args, check=check,
                       timeout=timeout)
 
+    def kill_node(self, hostname: str) -> None:
+        """Kill a worker's container: its engine and every task on it die at once, as when a
+        server loses power. The manager notices after its heartbeat grace (about 15 s)."""
+        docker("kill", self.node(hostname).container)
+
+    def revive_node(self, hostname: str, timeout: float = 60) -> None:
+        """Start a killed worker again (its swarm state is on disk) and wait until Ready."""
+        node = self.node(hostname)
+        docker("start", node.container)
+        self.wait_node_state(hostname, "ready", timeout)
+
+    def wait_node_state(self, hostname: str, state: str, timeout: float = 60) -> None:
+        node_id = self.node(hostname).node_id
+
+        def reached() -> bool:
+            found = _inspect("node", "inspect", node_id)
+            return bool(found) and found[0].get("Status", {}).get("State") == state
+
+        _wait(reached, timeout, lambda: f"{hostname} not {state} within {timeout:.0f} s")
+
 
 @dataclass
 class Task:
@@ -335,7 +355,10 @@ def _start_worker(root: Path, state: dict[str, Any], hostname: str, shared: Path
                "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
                "--security-opt", "systempaths=unconfined",
                "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "-v", f"{data}:/var/lib/docker",
-               "-v", f"{shared}:{shared}", NODE_IMAGE, "dockerd", "--insecure-registry", registry,
+               "-v", f"{shared}:{shared}", NODE_IMAGE,
+               # a killed node restarts: its dead dockerd's pid files would stop the new one
+               "sh", "-c", 'rm -rf /var/run/docker.pid /var/run/docker; exec dockerd "$@"', "-",
+               "--insecure-registry", registry,
                # the node's containers in cgroups of their own, removed with the node
                "--cgroup-parent", f"/{container}")
         _wait(lambda: _swarm_info(container).get("LocalNodeState") == "inactive", 60,

@@ -3,7 +3,8 @@
 Desired state lives in the database, observed state in container labels. At hub start and
 on an interval:
 - running record, running container   -> adopt (refresh its address)
-- running record, stopped container   -> stopped; container gone -> failed
+- running record, stopped container   -> stopped; with the engine's error (a lost node) or
+  container gone -> failed
 - pending/starting record (a previous hub died mid-start) -> resume the start
 - stopping record                      -> finish the stop
 - stopped/failed record, running container -> stop the container (the record is the truth)
@@ -80,10 +81,14 @@ async def _reconcile_one(
     if record.state == State.RUNNING:
         if running is None:
             gone = not containers
+            # The engine's reason, e.g. "node lsnode2 is down", marks a failure; a
+            # container that merely ended was stopped by someone else.
+            error = next((c.error for c in containers if c.error), None)
             reason = ("its container was removed outside labspace" if gone
-                      else "its container stopped outside labspace")
-            await store.transition(record.id, State.FAILED if gone else State.STOPPED, reason,
-                                   target=None, container_id=None if gone else record.container_id)
+                      else error or "its container stopped outside labspace")
+            await store.transition(record.id, State.FAILED if gone or error else State.STOPPED,
+                                   reason, target=None,
+                                   container_id=None if gone else record.container_id)
             report.marked.append(label)
         elif record.target and _moved(record.target, running):
             target = running.endpoints[urlsplit(record.target).port or 80]
