@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from labspace.errors import Conflict
+from labspace.runtime import swarm as swarm_module
 from labspace.runtime.base import ContainerInfo, ContainerSpec, Limits
 from labspace.runtime.swarm import SwarmRuntime
-from labspace.runtime.swarmguard import REFRESH_S
+from labspace.runtime.swarmguard import GUARDED_LABEL, REFRESH_S
 from labspace.testing.swarm import LABEL, PREFIX, TASK_IMAGE, SwarmCluster, docker
 from labspace.testing.swarmprobe import remove_edge, tcp_opens_from_task
 
@@ -144,6 +145,30 @@ async def test_a_start_that_fits_nowhere_waits_with_a_message_then_runs(
     for filler in fillers[1:]:
         await swarm.remove(filler.id)
     await swarm.remove(waiting.id)
+
+
+async def test_a_node_takes_workspaces_only_once_its_guard_runs(
+        swarm: SwarmRuntime, swarm_task_ref: str, swarm_cluster: SwarmCluster,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    two = swarm_cluster.workers[1]
+    docker("node", "update", "--label-add", f"lsname={two.hostname}", two.node_id)
+    assert docker("node", "inspect", "-f", f'{{{{index .Spec.Labels "{GUARDED_LABEL}"}}}}',
+                  two.node_id).stdout.strip() == "1"  # marked when the runtime began
+    # As a node that has just joined: no mark yet, so nothing lands there ...
+    docker("node", "update", "--label-rm", GUARDED_LABEL, two.node_id)
+    created = await swarm.create(spec("gate", swarm_task_ref,
+                                      node_labels={"lsname": two.hostname}))
+    info = await swarm.start(created.id)
+    for _ in range(10):  # 2 s: long enough for the scheduler to have placed it
+        assert info.status == "created", info
+        await asyncio.sleep(0.2)
+        info = await swarm.inspect(created.id) or info
+    # ... until reconcile's listing sees its guard running and marks it.
+    monkeypatch.setattr(swarm_module, "GUARD_CHECK_S", 0.0)
+    await swarm.list(MINE)
+    placed = await running(swarm, created.id)
+    assert placed.node == two.hostname
+    await swarm.remove(created.id)
 
 
 # -- isolation: an overlay each, the gateway, the node guard ----------------------------------

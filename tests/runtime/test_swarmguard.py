@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from labspace.runtime.swarmguard import (
     FORWARD_CHAIN,
+    GUARDED_LABEL,
     INPUT_CHAIN,
     guard_rules,
     guard_script,
     guard_service_spec,
+    nodes_to_mark,
 )
 
 
@@ -50,3 +52,17 @@ def test_the_guard_hooks_its_chains_once() -> None:
     assert f"-C INPUT -i docker_gwbridge -j {INPUT_CHAIN}" in script  # checked before inserted
     assert f"-I INPUT 1 -i docker_gwbridge -j {INPUT_CHAIN}" in script
     assert "DOCKER-USER" in script
+
+
+def test_only_a_node_whose_guard_runs_is_marked_for_workspaces() -> None:
+    def node(node_id: str, **labels: str) -> dict[str, object]:
+        return {"ID": node_id, "Spec": {"Labels": labels}}
+
+    def task(node_id: str, state: str, desired: str = "running") -> dict[str, object]:
+        return {"NodeID": node_id, "DesiredState": desired, "Status": {"State": state}}
+
+    nodes = [node("joined"), node("pulling"), node("done", **{GUARDED_LABEL: "1"}),
+             node("stopping")]
+    tasks = [task("joined", "running"), task("pulling", "preparing"), task("done", "running"),
+             task("stopping", "running", desired="shutdown")]
+    assert [n["ID"] for n in nodes_to_mark(nodes, tasks)] == ["joined"]

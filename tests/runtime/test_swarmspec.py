@@ -143,3 +143,9 @@ def test_the_labels_a_service_asks_of_its_node_are_read_back() -> None:
                         caps=[], log_options={})
     assert labels_wanted({"Spec": body}) == {"gpu": "true", "zone": "b"}
     assert labels_wanted({"Spec": {}}) == {}
+
+
+def test_a_task_being_prepared_says_its_node_pulls_the_image() -> None:
+    info = info_from_service(_service(), [_task("preparing", 4)], {"n2": "lsnode2"})
+    assert info.status == "created"
+    assert info.error == "preparing on lsnode2: the node pulls the image if it lacks it"

@@ -35,10 +35,19 @@ def build(
         bool, typer.Option("--force", help="Rebuild without the layer cache even when "
                            "the image is up to date.")
     ] = False,
+    push: Annotated[
+        str | None, typer.Option("--push", metavar="REGISTRY",
+                                 help="Then push it to REGISTRY (host[:port], e.g. "
+                                 "registry.lab:5000), where swarm nodes pull it from.")
+    ] = None,
 ) -> None:
-    """Build a workspace image (skipped when it is already up to date). Prints the tag."""
+    """Build a workspace image (skipped when it is already up to date). Prints the tag, or
+    with --push the registry's reference to put in labspace.toml."""
     from labspace.errors import InvalidInput
-    from labspace.images.build import IMAGES, build_image
+    from labspace.images.build import IMAGES, build_image, push_image, registry_ref
+
+    if push is not None:
+        registry_ref("x", push)  # a bad registry is refused before a long build
 
     if name not in IMAGES:
         raise InvalidInput(f"unknown image {name!r} (known: {', '.join(sorted(IMAGES))})")
@@ -49,4 +58,12 @@ def build(
             status.update(f"building {name}: {escape(line[:70])}")
 
         built = build_image(name, tag=tag, base=base.value, force=force, progress=progress)
+        if push is not None:
+
+            def pushing(line: str) -> None:  # bytes on the spinner, the outcome printed
+                status.update(escape(line))
+                if line.startswith("pushed"):
+                    console.print(escape(line), highlight=False)
+
+            built = push_image(built, push, progress=pushing)
     console.print(f"[green]✓[/] {built}", highlight=False)

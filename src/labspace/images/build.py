@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from labspace.errors import RuntimeFailure
+from labspace.errors import InvalidInput, RuntimeFailure
 from labspace.runtime.docker import docker_runtime
 from labspace.runtime.images import DockerImages
 
@@ -339,6 +339,33 @@ def build_image(
     with _build_lock(cache_dir()):
         _on_engine(build)
     return tag
+
+
+def registry_ref(tag: str, registry: str) -> str:
+    """``tag`` under ``registry`` ("labspace/jupyterlab:latest", "registry.lab:5000" ->
+    "registry.lab:5000/labspace/jupyterlab:latest"); a tag naming a registry keeps only its
+    path."""
+    registry = registry.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    if not registry or "/" in registry or " " in registry:
+        raise InvalidInput(f"registry {registry!r} is not a host[:port]")
+    first, _, rest = tag.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        tag = rest
+    return f"{registry}/{tag}"
+
+
+def push_image(tag: str, registry: str, progress: Progress = print) -> str:
+    """Tag ``tag`` under ``registry`` and push it there, reporting bytes; return the pushed
+    reference (what nodes pull, and what labspace.toml names)."""
+    target = registry_ref(tag, registry)
+
+    async def push(images: DockerImages) -> None:
+        if await images.labels(tag) is None:
+            raise InvalidInput(f"no image {tag} here to push: build it first")
+        await images.push(tag, target, progress)
+
+    _on_engine(push)
+    return target
 
 
 def build_images(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -136,6 +137,15 @@ class Runtime(Protocol):
     are raised as labspace.errors.RuntimeFailure; a missing container as NotFound (except
     where noted).
     """
+
+    async def ensure_image(
+        self, image: str, progress: Callable[[str], Awaitable[None]]
+    ) -> str:
+        """Make ``image`` runnable where the workspace will be placed, reporting progress
+        lines ("pulling x: 312.4 MB of 1.20 GB"); return the reference to create it with. A
+        single engine pulls it when absent; a cluster resolves the registry's digest, so
+        every node runs the same image, and refuses one its nodes cannot pull."""
+        ...
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo: ...
 

@@ -28,7 +28,7 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ import aiodocker
 from aiodocker.exceptions import DockerError
 
 from labspace.errors import Conflict, InvalidInput, NotFound, RuntimeFailure
+from labspace.runtime import transfer
 from labspace.runtime.base import (
     LABEL_PREFIX,
     ContainerInfo,
@@ -290,6 +291,17 @@ class DockerRuntime:
         if spec.hostname:
             config["Hostname"] = spec.hostname
         return config
+
+    async def ensure_image(self, image: str,
+                           progress: Callable[[str], Awaitable[None]]) -> str:
+        try:
+            await self.docker.images.inspect(image)
+            return image
+        except DockerError as exc:
+            if exc.status != 404:
+                raise _fail(exc, f"cannot inspect image {image}") from exc
+        await transfer.pull(self.docker, image, progress)
+        return image
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         config = self.container_config(spec)

@@ -19,6 +19,7 @@ from typing import IO
 from aiodocker.exceptions import DockerError
 
 from labspace.errors import RuntimeFailure
+from labspace.runtime import transfer
 from labspace.runtime.docker import DockerRuntime
 
 Progress = Callable[[str], None]
@@ -47,6 +48,19 @@ class DockerImages:
             raise RuntimeFailure(f"pulling {ref} took more than {timeout:.0f} s") from exc
         except DockerError as exc:
             raise RuntimeFailure(f"cannot pull {ref}: {exc.message}") from exc
+
+    async def push(self, local: str, target: str, progress: Progress = print) -> None:
+        """Tag ``local`` as ``target`` (which names its registry) and push it there."""
+        repo, tag = transfer.split_ref(target)
+        try:
+            await self.runtime.docker.images.tag(local, repo, tag=tag)
+        except DockerError as exc:
+            raise RuntimeFailure(f"cannot tag {local} as {target}: {exc.message}") from exc
+
+        async def say(line: str) -> None:
+            progress(line)
+
+        await transfer.push(self.runtime.docker, target, say)
 
     async def build(
         self,

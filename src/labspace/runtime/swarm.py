@@ -19,7 +19,7 @@ import asyncio
 import builtins
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -42,7 +42,7 @@ from labspace.runtime.docker import (
     check_mount,
 )
 from labspace.runtime.swarmgateway import Gateway
-from labspace.runtime.swarmguard import guard_rules, guard_service_spec
+from labspace.runtime.swarmguard import GUARDED_LABEL, NodeGuard
 from labspace.runtime.swarmspec import (
     LOST_NODE_STATES,
     current_task,
@@ -56,6 +56,7 @@ from labspace.runtime.swarmspec import (
 
 NETWORK_LABEL = LABEL_PREFIX + "network"
 GIB = 1024**3
+GUARD_CHECK_S = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -79,8 +80,8 @@ class SwarmRuntime:
         self._gateway_image = gateway_image
         self._guard_image = guard_image
         self._gateway: Gateway | None = None
-        self._guard: tuple[str, list[int]] | None = None  # service name, allowed ports
-        self._guarded_nodes: list[str] = []
+        self._guard: NodeGuard | None = None
+        self._guard_checked = 0.0
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -98,9 +99,28 @@ class SwarmRuntime:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    async def ensure_image(self, image: str,
+                           progress: Callable[[str], Awaitable[None]]) -> str:
+        """The image pinned to its registry digest (as `docker service create` does): every
+        node runs the same image even if the tag moves. Each node pulls it when the task is
+        placed there; the task is "preparing" meanwhile (swarmspec says so)."""
+        if "@" in image:
+            return image
+        await progress(f"looking up {image} in its registry")
+        try:
+            found = await self._query(f"distribution/{image}/json")
+        except DockerError as exc:
+            raise RuntimeFailure(
+                f"the swarm's nodes cannot pull {image}: {exc.message}. Push it to a registry "
+                "every node reaches (labspace image build NAME --push REGISTRY) and name that "
+                "reference in the template", detail=repr(exc)) from exc
+        return f"{image}@{found['Descriptor']['digest']}"
+
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         for mount in spec.mounts:
             check_mount(mount)
+        if self._guard is not None:  # only nodes whose guard runs (runtime/swarmguard.py)
+            spec = replace(spec, node_labels={**spec.node_labels, GUARDED_LABEL: "1"})
         network, made = await self._workspace_network(spec)
         body = service_spec(replace(spec, network=network),
                             caps=BASE_CAPS + (SUDO_CAPS if spec.sudo else []),
@@ -124,7 +144,6 @@ class SwarmRuntime:
         room, or pull its image ("created" with a message; the manager waits)."""
         if self._gateway is not None:
             await self._gateway.ensure()  # one inspect; redone if the gateway was restarted
-        await self._guard_nodes()
         tasks = await self._tasks({"service": [container_id]})
         before = {t["ID"] for t in tasks}
         # One replica already, yet no task meant to run: the swarm shut it down because its
@@ -283,6 +302,10 @@ class SwarmRuntime:
         return info
 
     async def list(self, labels: dict[str, str]) -> builtins.list[ContainerInfo]:
+        """The services with ``labels``. Reconcile calls this every interval, so it also
+        keeps the node guard in step with the nodes (at most every GUARD_CHECK_S): a node
+        that joined gets its rules, and workspaces once its guard runs."""
+        await self._check_guard()
         wanted = [f"{key}={value}" for key, value in labels.items()]
         try:
             services = await self.docker.services.list(filters={"label": wanted})
@@ -294,6 +317,16 @@ class SwarmRuntime:
         names, lost = await self._node_facts(tasks)
         return [info_from_service(dict(s), [t for t in tasks if t.get("ServiceID") == s["ID"]],
                                   names, lost) for s in services]
+
+    async def _check_guard(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._guard is None or now - self._guard_checked < GUARD_CHECK_S:
+            return
+        self._guard_checked = now
+        try:
+            await self._guard.ensure()
+        except RuntimeFailure as error:
+            log.warning("cannot update the node guard: %s", error)
 
     async def nodes(self) -> builtins.list[NodeInfo]:
         """Every node with its size, labels and what running tasks reserve there."""
@@ -379,35 +412,9 @@ class SwarmRuntime:
                 "workspaces on swarm nodes would reach the nodes' own ports: set "
                 "swarm_guard_image to an image with iptables that every node can pull "
                 "(labspace image build node-guard), or isolate_host = false to accept that")
-        self._guard = (f"{name}-guard", list(host_ports))
-        await self._guard_nodes()
-
-    async def _guard_nodes(self) -> None:
-        """Create the guard service, or update it when the nodes' addresses changed."""
-        if self._guard is None:
-            return
-        raw = await self._raw_nodes()
-        seen = sorted({str((n.get("Status") or {}).get("Addr") or "") for n in raw})
-        if seen == self._guarded_nodes:
-            return
-        name, ports = self._guard
-        info = await self._query("info")
-        swarm = info.get("Swarm") or {}
-        # A leader may report its Addr as 0.0.0.0; NodeAddr is this (manager) node's own.
-        addresses = sorted({a for a in [*seen, str(swarm.get("NodeAddr") or "")]
-                            if a and a != "0.0.0.0"})
-        pool = (swarm.get("Cluster") or {}).get("DefaultAddrPool") or ["10.0.0.0/8"]
-        body = guard_service_spec(name, self._guard_image, guard_rules(addresses, pool, ports))
-        existing = await self._service(name)
-        failure = f"cannot deploy the node guard {name}"
-        if existing is not None:
-            await self._update_service(existing, body, failure)
-        else:
-            try:
-                await self._query("services/create", "POST", data=json.dumps(body))
-            except DockerError as exc:
-                raise _fail(exc, failure) from exc
-        self._guarded_nodes = seen
+        self._guard = NodeGuard(self.docker, f"{name}-guard", self._guard_image,
+                                list(host_ports))
+        await self._guard.ensure_ready()
 
 
 def _node(raw: dict[str, Any], reserved: dict[str, tuple[float, int]]) -> NodeInfo:

@@ -13,21 +13,36 @@ per node, on the host network with NET_ADMIN only, that keeps these rules in pla
   other machines) goes out as it does on the single host.
 
 The rules are rebuilt every few seconds (``iptables-restore --noflush`` on labspace's own
-chains), so a Docker restart that reorders the chains, or a node that joins, is covered
-without the hub's help; the hub updates the service when the set of nodes changes.
+chains), so a Docker restart that reorders the chains is covered without the hub's help; the
+hub updates the service when the set of nodes changes.
+
+A node that joins is guarded only once its guard task runs. Until then it must take no
+workspace: workspace services are constrained to nodes labelled ``GUARDED_LABEL``, which
+:class:`NodeGuard` sets on a node only after seeing its guard task running (at hub start and
+at each reconcile).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from typing import Any
 
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+from labspace.errors import RuntimeFailure
 from labspace.runtime.base import LABEL_PREFIX
 
 GUARD_LABEL = LABEL_PREFIX + "node-guard"
+# On a node whose guard runs; workspace services require it (node.labels...==1).
+GUARDED_LABEL = LABEL_PREFIX + "guarded"
 FORWARD_CHAIN = "LABSPACE-GUARD"
 INPUT_CHAIN = "LABSPACE-GUARD-IN"
 BRIDGE = "docker_gwbridge"
 REFRESH_S = 5
+log = logging.getLogger(__name__)
 
 
 def guard_rules(node_addresses: list[str], blocked_networks: list[str],
@@ -90,3 +105,87 @@ def guard_service_spec(name: str, image: str, rules: str) -> dict[str, Any]:
         },
         "Mode": {"Global": {}},
     }
+
+
+def nodes_to_mark(nodes: list[dict[str, Any]], guard_tasks: list[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """The nodes whose guard task runs but that lack GUARDED_LABEL."""
+    running = {t.get("NodeID") for t in guard_tasks
+               if (t.get("Status") or {}).get("State") == "running"
+               and t.get("DesiredState") == "running"}
+    return [n for n in nodes if n.get("ID") in running
+            and ((n.get("Spec") or {}).get("Labels") or {}).get(GUARDED_LABEL) != "1"]
+
+
+class NodeGuard:
+    """Deploys the guard service, keeps its rules in step with the nodes, and marks the nodes
+    where it runs (GUARDED_LABEL) so that only those take workspaces."""
+
+    def __init__(self, docker: aiodocker.Docker, name: str, image: str,
+                 allowed_ports: list[int]) -> None:
+        self.docker, self.name, self.image, self.ports = docker, name, image, allowed_ports
+        self._addresses: list[str] = []
+
+    async def _query(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        try:
+            return await self.docker._query_json(path, method=method, **kwargs)
+        except DockerError as exc:
+            raise RuntimeFailure(f"node guard {self.name}: {exc.message}",
+                                 detail=repr(exc)) from exc
+
+    async def ensure(self) -> int:
+        """Deploy or update the service, mark the nodes it guards; the nodes not yet
+        guarded (ready and active, without a running guard task) are counted."""
+        nodes = [dict(n) for n in await self._query("nodes")]
+        seen = sorted({str((n.get("Status") or {}).get("Addr") or "") for n in nodes})
+        if seen != self._addresses:
+            await self._deploy(seen)
+            self._addresses = seen
+        tasks = await self._query("tasks", params={"filters": json.dumps(
+            {"service": [self.name], "desired-state": ["running"]})})
+        for node in nodes_to_mark(nodes, tasks):
+            spec = node["Spec"]
+            spec["Labels"] = {**(spec.get("Labels") or {}), GUARDED_LABEL: "1"}
+            await self._query(f"nodes/{node['ID']}/update", "POST",
+                              params={"version": str(node["Version"]["Index"])},
+                              data=json.dumps(spec))
+            log.info("node %s is guarded: it takes workspaces now",
+                     (node.get("Description") or {}).get("Hostname", node["ID"]))
+        guarded = {t.get("NodeID") for t in tasks
+                   if (t.get("Status") or {}).get("State") == "running"}
+        return sum(1 for n in nodes if n.get("ID") not in guarded
+                   and (n.get("Status") or {}).get("State") == "ready"
+                   and (n.get("Spec") or {}).get("Availability") == "active")
+
+    async def ensure_ready(self, timeout: float = 60.0) -> None:
+        """ensure(), then wait (bounded) until every live node is guarded; the ones still
+        not are left without workspaces until a later ensure() marks them."""
+        waiting = await self.ensure()
+        for _ in range(int(timeout / 0.5)):  # bounded: the tasks pull the image and start
+            if not waiting:
+                return
+            await asyncio.sleep(0.5)
+            waiting = await self.ensure()
+        if waiting:
+            log.warning("%d node(s) run no node guard yet (can they pull %s?); they take no "
+                        "workspace until they do", waiting, self.image)
+
+    async def _deploy(self, node_addresses: list[str]) -> None:
+        info = await self._query("info")
+        swarm = info.get("Swarm") or {}
+        # A leader may report its Addr as 0.0.0.0; NodeAddr is this (manager) node's own.
+        addresses = sorted({a for a in [*node_addresses, str(swarm.get("NodeAddr") or "")]
+                            if a and a != "0.0.0.0"})
+        pool = (swarm.get("Cluster") or {}).get("DefaultAddrPool") or ["10.0.0.0/8"]
+        body = guard_service_spec(self.name, self.image, guard_rules(addresses, pool,
+                                                                     self.ports))
+        try:
+            existing = dict(await self.docker.services.inspect(self.name))
+        except DockerError as exc:
+            if exc.status != 404:
+                raise RuntimeFailure(f"node guard {self.name}: {exc.message}") from exc
+            await self._query("services/create", "POST", data=json.dumps(body))
+            return
+        await self._query(f"services/{existing['ID']}/update", "POST",
+                          params={"version": str(existing["Version"]["Index"])},
+                          data=json.dumps(body))

@@ -159,6 +159,8 @@ def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
             status = "exited"
             exit_code = (task_status.get("ContainerStatus") or {}).get("ExitCode")
             error = task_status.get("Err") or None
+        elif phase == "preparing" and not task_status.get("Err"):
+            error = f"preparing on {node}: the node pulls the image if it lacks it"
         elif phase in _WAITING:
             error = task_status.get("Err") or task_status.get("Message") or phase
     return ContainerInfo(

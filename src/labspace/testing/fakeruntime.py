@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -74,6 +75,12 @@ class FakeRuntime:
         raise NotFound(f"no container {container_id}")
 
     # -- the Runtime protocol ------------------------------------------------------------
+
+    async def ensure_image(self, image: str,
+                           progress: Callable[[str], Awaitable[None]]) -> str:
+        if self.engine_down:  # not in ``calls``: images are always there
+            raise RuntimeFailure(ENGINE_DOWN)
+        return image
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         self._engine("create")

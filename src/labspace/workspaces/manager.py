@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -237,6 +238,11 @@ class WorkspaceManager:
             home=home,
             ws=record.identity, template=template,
         )
+
+        async def progress(line: str) -> None:  # the pull's bytes, as the workspace's message
+            await self.store.transition(record.id, State.STARTING, line)
+
+        spec = replace(spec, image=await self.runtime.ensure_image(spec.image, progress))
         try:
             container = await self.runtime.create(spec)
         except Conflict:
