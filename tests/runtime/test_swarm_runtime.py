@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from labspace.errors import Conflict
+from labspace.errors import Conflict, RuntimeFailure
 from labspace.runtime import swarm as swarm_module
 from labspace.runtime.base import ContainerInfo, ContainerSpec, Limits
 from labspace.runtime.swarm import SwarmRuntime
@@ -105,6 +105,46 @@ async def test_a_workspace_service_runs_on_a_node_and_answers_at_its_endpoint(
     assert await fetch(again.endpoints[8888])
     await swarm.remove(created.id)
     await swarm.remove(created.id)  # idempotent
+    assert await swarm.inspect(created.id) is None
+
+
+async def test_the_gateway_joins_while_the_task_is_placed_and_rejoins_after_a_crash(
+        swarm: SwarmRuntime, swarm_task_ref: str) -> None:
+    created = await swarm.create(spec("join", swarm_task_ref))
+    info = await running(swarm, created.id)
+    for _ in range(50):  # bounded: the joining runs beside the placement
+        try:
+            assert await fetch(info.endpoints[8888])
+            break
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the endpoint never answered through the gateway")
+    # A hub that died before the gateway joined the overlay: the next start of the runtime
+    # (ensure_network) joins it, and the endpoint answers again.
+    network = info.name
+    docker("network", "disconnect", network, f"{EDGE}-gateway")
+    with pytest.raises(httpx.TransportError):
+        await fetch(info.endpoints[8888])
+    await swarm.ensure_network(EDGE, host_ports=[])
+    assert await fetch(info.endpoints[8888])
+    await swarm.remove(created.id)
+
+
+async def test_a_gateway_that_cannot_join_fails_the_start_with_its_reason(
+        swarm: SwarmRuntime, swarm_task_ref: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(network_id: str) -> None:  # injected: the engine refuses the join
+        raise RuntimeFailure(f"cannot attach the swarm gateway to {network_id}: injected")
+
+    assert swarm._gateway is not None
+    monkeypatch.setattr(swarm._gateway, "attach", refused)
+    created = await swarm.create(spec("nojoin", swarm_task_ref))
+    with pytest.raises(RuntimeFailure, match="injected"):
+        for _ in range(50):  # bounded
+            await swarm.inspect(created.id)
+            await asyncio.sleep(0.1)
+    monkeypatch.undo()
+    await swarm.remove(created.id)
     assert await swarm.inspect(created.id) is None
 
 

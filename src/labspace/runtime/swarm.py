@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -80,6 +81,7 @@ class SwarmRuntime:
         self._gateway_image = gateway_image
         self._guard_image = guard_image
         self._gateway: Gateway | None = None
+        self._attaching: dict[str, asyncio.Task[None]] = {}  # service id -> gateway joining
         self._guard: NodeGuard | None = None
         self._guard_checked = 0.0
 
@@ -90,6 +92,8 @@ class SwarmRuntime:
         return self._docker
 
     async def close(self) -> None:
+        for service_id in list(self._attaching):
+            await self._attached(service_id, cancel=True)
         if self._docker is not None:
             await self._docker.close()
             self._docker = None
@@ -134,6 +138,11 @@ class SwarmRuntime:
                 raise Conflict(f"a service named {spec.name} exists already",
                                detail=repr(exc)) from exc
             raise _fail(exc, f"cannot create {spec.name}") from exc
+        if self._gateway is not None:
+            # Joining an overlay takes this host's engine about a second: done while the
+            # swarm places the task. Until then the endpoint does not answer (the health
+            # check retries); a failure surfaces at the next inspect.
+            self._attaching[created["ID"]] = asyncio.create_task(self._gateway.attach(network))
         info = await self.inspect(created["ID"])
         if info is None:
             raise NotFound(f"service {spec.name} vanished right after creation")
@@ -142,8 +151,10 @@ class SwarmRuntime:
     async def start(self, container_id: str) -> ContainerInfo:
         """Scale to one replica and return at once: the task may still wait for a node with
         room, or pull its image ("created" with a message; the manager waits)."""
-        if self._gateway is not None:
-            await self._gateway.ensure()  # one inspect; redone if the gateway was restarted
+        if self._gateway is not None and container_id not in self._attaching:
+            # One inspect; redone if the gateway was restarted. (A joining under way does
+            # this itself, and holds the gateway's lock in the engine meanwhile.)
+            await self._gateway.ensure()
         tasks = await self._tasks({"service": [container_id]})
         before = {t["ID"] for t in tasks}
         # One replica already, yet no task meant to run: the swarm shut it down because its
@@ -168,6 +179,7 @@ class SwarmRuntime:
             return
 
     async def remove(self, container_id: str) -> None:
+        await self._attached(container_id, cancel=True)
         service = await self._service(container_id)
         if service is None:
             return
@@ -182,8 +194,8 @@ class SwarmRuntime:
     # -- one overlay per workspace ---------------------------------------------------------
 
     async def _workspace_network(self, spec: ContainerSpec) -> tuple[str, bool]:
-        """The overlay for this workspace alone, joined by the gateway: its id, and whether
-        this call made it (it exists already when a service of that name does)."""
+        """The overlay for this workspace alone: its id, and whether this call made it (it
+        exists already when a service of that name does)."""
         made = True
         try:
             created = await self._query("networks/create", "POST", data=json.dumps({
@@ -193,8 +205,6 @@ class SwarmRuntime:
             if exc.status != 409:
                 raise _fail(exc, f"cannot create the network of {spec.name}") from exc
             created, made = {"Id": (await self._query(f"networks/{spec.name}"))["Id"]}, False
-        if self._gateway is not None:
-            await self._gateway.attach(created["Id"])
         return str(created["Id"]), made
 
     async def _remove_network(self, network: str, attempts: int = 100) -> None:
@@ -207,7 +217,9 @@ class SwarmRuntime:
                 await self._query(f"networks/{network}", "DELETE")
                 return
             except DockerError as exc:
-                if exc.status == 404:
+                # 404, or 500 "not found" when another remover (the manager's own cleanup of
+                # a network whose last task went) got there first
+                if exc.status == 404 or "not found" in exc.message:
                     return
                 if "in use" not in exc.message and "active endpoints" not in exc.message:
                     raise _fail(exc, f"cannot remove network {network}") from exc
@@ -215,16 +227,20 @@ class SwarmRuntime:
         log.warning("network %s is still in use; the next sweep removes it", network)
 
     async def _sweep_networks(self) -> None:
-        """Remove workspace overlays whose service is gone (a crash between the two)."""
+        """Remove workspace overlays whose service is gone, and join the gateway to those it
+        missed (a crash between the steps of a create)."""
         try:
             networks = await self.docker.networks.list(
                 filters={"label": [f"{NETWORK_LABEL}=1"], "driver": ["overlay"]})
             services = {s["Spec"]["Name"] for s in await self.docker.services.list()}
         except DockerError as exc:
             raise _fail(exc, "cannot list workspace networks") from exc
+        attached = await self._gateway.attached() if self._gateway is not None else set()
         for network in networks:
             if network["Name"] not in services:
                 await self._remove_network(network["Id"], attempts=1)
+            elif self._gateway is not None and network["Id"] not in attached:
+                await self._gateway.attach(network["Id"])  # a hub died while joining it
 
     async def _scale(self, service_id: str, count: int, *, again: bool = False) -> bool:
         """Set the replicas; False when there were ``count`` already, unless ``again`` asks
@@ -291,7 +307,22 @@ class SwarmRuntime:
         except DockerError as exc:
             raise _fail(exc, "cannot list the swarm's nodes") from exc
 
+    async def _attached(self, service_id: str, *, cancel: bool = False) -> None:
+        """Settle the gateway's joining of ``service_id``'s overlay once it has finished
+        (raising its failure), or cancel it."""
+        joining = self._attaching.get(service_id)
+        if joining is None or not (cancel or joining.done()):
+            return
+        del self._attaching[service_id]
+        if cancel:
+            joining.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeFailure):
+                await joining
+        else:
+            joining.result()
+
     async def inspect(self, container_id: str) -> ContainerInfo | None:
+        await self._attached(container_id)
         service = await self._service(container_id)
         if service is None:
             return None

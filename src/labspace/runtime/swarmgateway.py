@@ -172,6 +172,11 @@ class Gateway:
             if network_id != self.name and attached.get("NetworkID"):
                 await self._route(attached["NetworkID"])
 
+    async def attached(self) -> set[str]:
+        """The ids of the networks the gateway is on."""
+        data = await self._container()
+        return {n.get("NetworkID", "") for n in data["NetworkSettings"]["Networks"].values()}
+
     async def attach(self, network_id: str) -> None:
         """Join a workspace's overlay and route its subnet through the gateway."""
         await self.ensure()

@@ -210,7 +210,7 @@ class WorkspaceManager:
         stop cancels the wait. Only a cluster backend ever reports "created" after start."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.placement_timeout
-        said = ""
+        said, pause = "", 0.1  # soon after a placement that is quick, then every 0.5 s
         while container.status == "created":
             why = container.error or "waiting to be placed on a node"
             if why != said:  # the workspace's message, so a list or a page shows it too
@@ -219,7 +219,8 @@ class WorkspaceManager:
             if loop.time() > deadline:
                 raise StartFailed(f"not placed within {self.settings.placement_timeout:.0f} s: "
                                   f"{why}")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
             found = await self.runtime.inspect(container.id)
             if found is None:
                 raise StartFailed("the workspace's container vanished while it waited")
