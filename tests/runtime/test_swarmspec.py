@@ -13,6 +13,7 @@ from labspace.runtime.swarmspec import (
     info_from_service,
     labels_wanted,
     meant_to_run,
+    preparing,
     service_spec,
     unconfirmed_end,
 )
@@ -149,3 +150,5 @@ def test_a_task_being_prepared_says_its_node_pulls_the_image() -> None:
     info = info_from_service(_service(), [_task("preparing", 4)], {"n2": "lsnode2"})
     assert info.status == "created"
     assert info.error == "preparing on lsnode2: the node pulls the image if it lacks it"
+    assert preparing("lsnode2", "312.4 MB") == \
+        "preparing on lsnode2: the node pulls 312.4 MB of image if it lacks it"

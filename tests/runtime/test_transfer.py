@@ -15,6 +15,7 @@ import pytest
 from labspace.errors import InvalidInput, RuntimeFailure
 from labspace.images.build import push_image, registry_ref
 from labspace.runtime.docker import DockerRuntime
+from labspace.runtime.registry import image_bytes
 from labspace.runtime.swarm import SwarmRuntime
 from labspace.runtime.transfer import LayerProgress, human_bytes, registry_auth, split_ref
 from labspace.testing.swarm import (
@@ -119,6 +120,10 @@ async def test_a_swarm_pins_the_registry_digest_or_says_what_nodes_cannot_pull(
     try:
         pinned = await runtime.ensure_image(ref, progress)
         assert re.fullmatch(re.escape(ref) + r"@sha256:[0-9a-f]{64}", pinned)
+        # What a node's pull amounts to, from the registry's manifest (TLS with the CA the
+        # engine trusts): the base's layers and the 3 MB of this image's own.
+        size = await image_bytes(pinned)
+        assert size is not None and size > 3_000_000
         assert await runtime.ensure_image(pinned, progress) == pinned
         with pytest.raises(RuntimeFailure, match=r"nodes cannot pull .*--push REGISTRY"):
             await runtime.ensure_image(local, progress)  # only ever built here

@@ -42,6 +42,7 @@ from labspace.runtime.docker import (
     SUDO_CAPS,
     check_mount,
 )
+from labspace.runtime.registry import image_bytes
 from labspace.runtime.swarmgateway import Gateway
 from labspace.runtime.swarmguard import GUARDED_LABEL, NodeGuard
 from labspace.runtime.swarmspec import (
@@ -50,10 +51,12 @@ from labspace.runtime.swarmspec import (
     info_from_service,
     labels_wanted,
     meant_to_run,
+    preparing,
     replicas,
     service_spec,
     unconfirmed_end,
 )
+from labspace.runtime.transfer import human_bytes
 
 NETWORK_LABEL = LABEL_PREFIX + "network"
 GIB = 1024**3
@@ -81,6 +84,7 @@ class SwarmRuntime:
         self._gateway_image = gateway_image
         self._guard_image = guard_image
         self._gateway: Gateway | None = None
+        self._image_bytes: dict[str, str] = {}  # pinned reference -> "312.4 MB"
         self._attaching: dict[str, asyncio.Task[None]] = {}  # service id -> gateway joining
         self._guard: NodeGuard | None = None
         self._guard_checked = 0.0
@@ -118,7 +122,11 @@ class SwarmRuntime:
                 f"the swarm's nodes cannot pull {image}: {exc.message}. Push it to a registry "
                 "every node reaches (labspace image build NAME --push REGISTRY) and name that "
                 "reference in the template", detail=repr(exc)) from exc
-        return f"{image}@{found['Descriptor']['digest']}"
+        pinned = f"{image}@{found['Descriptor']['digest']}"
+        size = await image_bytes(pinned)
+        if size:
+            self._image_bytes[pinned] = human_bytes(size)
+        return pinned
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         for mount in spec.mounts:
@@ -330,6 +338,10 @@ class SwarmRuntime:
         info = info_from_service(service, tasks, *await self._node_facts(tasks))
         if info.status == "created" and info.error and "insufficient resources" in info.error:
             info = _with_error(info, await self._capacity_message(service))
+        elif info.status == "created" and info.error == preparing(info.node):
+            image = service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image", "")
+            if image in self._image_bytes:  # how much the node's pull amounts to
+                info = _with_error(info, preparing(info.node, self._image_bytes[image]))
         return info
 
     async def list(self, labels: dict[str, str]) -> builtins.list[ContainerInfo]:

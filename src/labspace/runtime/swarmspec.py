@@ -160,7 +160,7 @@ def info_from_service(service: dict[str, Any], tasks: list[dict[str, Any]],
             exit_code = (task_status.get("ContainerStatus") or {}).get("ExitCode")
             error = task_status.get("Err") or None
         elif phase == "preparing" and not task_status.get("Err"):
-            error = f"preparing on {node}: the node pulls the image if it lacks it"
+            error = preparing(node)
         elif phase in _WAITING:
             error = task_status.get("Err") or task_status.get("Message") or phase
     return ContainerInfo(
@@ -186,6 +186,13 @@ def refusal(node: str, error: str) -> str:
         return (f"node {node or '?'} has no {missing.group(1)}: mount the homes (the lab's "
                 f"NFS) and shared folders at the same path on every node")
     return f"node {node or '?'} could not run it: {error}"
+
+
+def preparing(node: str, image_bytes: str = "") -> str:
+    """A task being prepared: its node pulls the image (if it lacks it), which Swarm reports
+    no progress of; ``image_bytes`` ("312.4 MB"), when known, says how much that is."""
+    what = f"{image_bytes} of image" if image_bytes else "the image"
+    return f"preparing on {node}: the node pulls {what} if it lacks it"
 
 
 def lost_node(node: str) -> str:
