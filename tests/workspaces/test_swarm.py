@@ -133,6 +133,11 @@ async def test_a_workspace_on_each_node_through_the_proxy_and_a_hub_restart(
             running = docker("service", "ps", "-q", "--filter", "desired-state=running",
                              service).stdout.split()
             assert len(running) == 1
+        # Deleting them removes their services, and gives the workers' CPUs back.
+        for node in nodes:
+            assert api.delete(f"/hub/api/workspaces/{USER}/w-{node}").status_code == 204
+    assert docker("service", "ls", "-q", "--filter",
+                  f"label=org.labspace.instance={swarm_stack.instance}").stdout.split() == []
 
 
 async def test_a_dead_node_fails_its_workspace_which_starts_again_elsewhere(
