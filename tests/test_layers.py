@@ -51,6 +51,10 @@ def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
         ("templates", ("labspace.web", "labspace.cli", "labspace.workspaces",
                        "labspace.runtime")),
         ("workspaces", ("labspace.web", "labspace.cli", "fastapi", "aiodocker")),
+        # the client side of remote access runs on a laptop: nothing of the server
+        ("remote", ("labspace.web", "labspace.workspaces", "labspace.state", "labspace.runtime",
+                    "labspace.proxy", "labspace.identity", "labspace.hub", "labspace.config",
+                    "sqlalchemy", "fastapi", "aiodocker")),
     ],
 )
 def test_layer_rules(package: str, forbidden: tuple[str, ...]) -> None:
@@ -79,3 +83,16 @@ def test_only_the_runtime_talks_to_docker_not_even_through_its_command_line() ->
         and isinstance(node.elts[0], ast.Constant) and node.elts[0].value == "docker"
     ]
     assert runners == []
+
+
+def test_the_laptop_commands_load_nothing_of_the_server() -> None:
+    """`labspace tunnel` and `port-forward` with only the client's dependencies in use."""
+    import subprocess
+    import sys
+
+    code = ("import sys, labspace.cli.main, labspace.cli.remote; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'sqlalchemy', 'fastapi', 'aiodocker', 'asyncpg', 'uvicorn', 'alembic'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -112,6 +112,7 @@ class Client:
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         self._http = httpx.Client(
             base_url=self.base_url + API_PREFIX,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},

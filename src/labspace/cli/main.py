@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from labspace import __version__
-from labspace.cli import config, images, nodes, server, templates, users, workspaces
+from labspace.cli import config, images, nodes, remote, server, templates, users, workspaces
 from labspace.errors import LabspaceError
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app.add_typer(templates.app, name="template", help="List, add and show workspace
 app.add_typer(images.app, name="image", help="Build workspace images.")
 app.add_typer(nodes.app, name="node", help="List the servers; drain or reactivate one.")
 app.add_typer(config.app, name="config", help="Show the configuration and its reference.")
+app.command("tunnel")(remote.tunnel)
+app.command("port-forward")(remote.port_forward)
 
 
 def _version(value: bool) -> None:

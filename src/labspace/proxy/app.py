@@ -34,7 +34,7 @@ from labspace.hubedge import PROXY_HEADER, proxy_proof
 from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
-from labspace.proxy import gate, pages
+from labspace.proxy import gate, pages, tunnel
 from labspace.proxy.apphost import AppHosts
 from labspace.proxy.bodycap import CappedBody, too_large, too_large_for_hub
 from labspace.proxy.cache import CachedRouteSource
@@ -151,6 +151,8 @@ class Proxy:
             return await self.app_host(request, path)
         if path.startswith("/user/"):
             return await self.workspace(request, path)
+        if path.startswith(tunnel.PREFIX):
+            return await self.tunnel(request, path)
         if path.startswith("/hub/") or path == "/hub" or path.startswith("/hub?"):
             return await self.to_hub(request, path)
         if path == "/" or path.startswith("/?"):
@@ -243,6 +245,42 @@ class Proxy:
         elif not caller.may_open(owner):
             return pages.forbidden(request)
         return await self._route_and_forward(request, caller, owner, name, path, tail, websocket)
+
+    async def tunnel(self, request: web.Request, path: str) -> web.StreamResponse:
+        """/tunnel/<owner>/<ws>/<port>: a TCP stream into the caller's own workspace
+        (tunnel.py says who may open one)."""
+        parsed = tunnel.parse_path(path)
+        if parsed is None:
+            return pages.not_found(request)
+        owner, name, port = parsed
+        if not _is_websocket(request):
+            return pages.error(request, 400, "Not a WebSocket",
+                               "a tunnel is opened by `labspace tunnel`, over a WebSocket")
+        try:  # the Authorization header only: a cookie never opens a tunnel
+            caller = await self._caller(request, [])
+        except Exception:
+            log.exception("route source failed looking up a credential")
+            return pages.source_down(request)
+        if caller is None or caller.via_cookie:
+            return pages.unauthenticated()
+        if caller.user != owner:
+            return pages.error(request, 403, "Not your workspace",
+                               "only a workspace's owner opens a tunnel into it")
+        try:
+            route = await self.source.route(owner, name)
+        except Exception:
+            log.exception("route source failed looking up %s/%s", owner, name)
+            return pages.source_down(request)
+        if route is None:
+            return pages.no_such_workspace(request, name)
+        host = tunnel.target_host(route.target or "")
+        if route.state != "running" or not host:
+            return pages.not_running(request, owner, name, route.state)
+        self.connections.add(request, caller)
+        try:
+            return await tunnel.carry(request, host, port, self.websockets)
+        finally:
+            self.connections.discard(request)
 
     async def app_host(self, request: web.Request, path: str) -> web.StreamResponse:
         """Everything on a workspace's own host (apps_domain)."""
