@@ -1,0 +1,36 @@
+"""``labspace tunnel`` and ``port-forward``: their arguments (the tunnels themselves are
+tested through the real proxy in tests/proxy/test_tunnel.py)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from labspace.cli.main import app
+from labspace.cli.remote import parse_mapping
+from labspace.errors import InvalidInput
+
+runner = CliRunner()
+
+
+def test_port_mappings_read_as_local_to_remote() -> None:
+    assert parse_mapping("8080:8888") == (8080, 8888)
+    assert parse_mapping("5432") == (5432, 5432)
+    assert parse_mapping("0:22") == (0, 22)  # any free local port
+    for bad in ("x:22", "22:", "70000:22", "22:0", "1:2:3"):
+        with pytest.raises(InvalidInput):
+            parse_mapping(bad)
+
+
+def test_a_bad_mapping_is_refused_before_anything_is_opened() -> None:
+    result = runner.invoke(app, ["port-forward", "lab", "8080:http"],
+                           env={"LABSPACE_URL": "http://127.0.0.1:9", "LABSPACE_TOKEN": "t"})
+    # main() prints the error's message; here the raised error shows it is the mapping's
+    assert isinstance(result.exception, InvalidInput)
+    assert "not a port mapping: '8080:http'" in result.exception.message
+
+
+def test_both_commands_explain_themselves() -> None:
+    for command in ("tunnel", "port-forward"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "LABSPACE_URL" in result.output
