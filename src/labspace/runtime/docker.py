@@ -300,7 +300,12 @@ class DockerRuntime:
         except DockerError as exc:
             if exc.status != 404:
                 raise _fail(exc, f"cannot inspect image {image}") from exc
-        await transfer.pull(self.docker, image, progress)
+        try:
+            await transfer.pull(self.docker, image, progress)
+        except RuntimeFailure as exc:
+            raise RuntimeFailure(f"{exc.message}. Build it here (labspace image build) or "
+                                 "name an image in a registry this server reaches",
+                                 detail=exc.detail) from exc
         return image
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
