@@ -266,15 +266,11 @@ class Proxy:
         if caller.user != owner:
             return pages.error(request, 403, "Not your workspace",
                                "only a workspace's owner opens a tunnel into it")
-        try:
-            route = await self.source.route(owner, name)
-        except Exception:
-            log.exception("route source failed looking up %s/%s", owner, name)
-            return pages.source_down(request)
-        if route is None:
-            return pages.no_such_workspace(request, name)
+        route = await self._running_route(request, owner, name)
+        if isinstance(route, web.Response):
+            return route
         host = tunnel.target_host(route.target or "")
-        if route.state != "running" or not host:
+        if not host:
             return pages.not_running(request, owner, name, route.state)
         self.connections.add(request, caller)
         try:
@@ -327,19 +323,28 @@ class Proxy:
                                       "workspace's own pages")
         return None
 
+    async def _running_route(self, request: web.Request, owner: str,
+                             name: str) -> Route | web.Response:
+        """The workspace's route when it is running with a target, else the page saying
+        why not (no such workspace, not running, the source down)."""
+        try:
+            route = await self.source.route(owner, name)
+        except Exception:
+            log.exception("route source failed looking up %s/%s", owner, name)
+            return pages.source_down(request)
+        if route is None:
+            return pages.no_such_workspace(request, name)
+        if route.state != "running" or not route.target:
+            return pages.not_running(request, owner, name, route.state)
+        return route
+
     async def _route_and_forward(self, request: web.Request, caller: gate.Caller, owner: str,
                                  name: str, path: str, tail: str,
                                  websocket: bool) -> web.StreamResponse:
         for attempt in (1, 2):
-            try:
-                route = await self.source.route(owner, name)
-            except Exception:
-                log.exception("route source failed looking up %s/%s", owner, name)
-                return pages.source_down(request)
-            if route is None:
-                return pages.no_such_workspace(request, name)
-            if route.state != "running" or not route.target:
-                return pages.not_running(request, owner, name, route.state)
+            route = await self._running_route(request, owner, name)
+            if isinstance(route, web.Response):
+                return route
             self.connections.add(request, caller)  # until it ends, revocation can end it
             try:
                 return await self._forward(request, route, path, tail, websocket)
