@@ -36,6 +36,7 @@ from typing import Literal, TypeVar
 from labspace.errors import InvalidInput, RuntimeFailure
 from labspace.runtime.docker import docker_runtime
 from labspace.runtime.images import DockerImages
+from labspace.runtime.transfer import registry_host
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 IMAGES: dict[str, str] = {"jupyterlab": "Dockerfile.jupyterlab",
@@ -348,9 +349,9 @@ def registry_ref(tag: str, registry: str) -> str:
     registry = registry.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
     if not registry or "/" in registry or " " in registry:
         raise InvalidInput(f"registry {registry!r} is not a host[:port]")
-    first, _, rest = tag.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        tag = rest
+    named = registry_host(tag)
+    if named is not None:
+        tag = tag[len(named) + 1:]
     return f"{registry}/{tag}"
 
 

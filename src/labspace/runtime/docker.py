@@ -73,6 +73,15 @@ def _fail(exc: DockerError, what: str) -> RuntimeFailure:
     return RuntimeFailure(f"{what}: {exc.message}", detail=repr(exc))
 
 
+async def engine_json(docker: aiodocker.Docker, path: str, failure: str,
+                      method: str = "GET", **kwargs: Any) -> Any:
+    """One engine API call's JSON; a DockerError becomes RuntimeFailure("<failure>: ...")."""
+    try:
+        return await docker._query_json(path, method=method, **kwargs)
+    except DockerError as exc:
+        raise _fail(exc, failure) from exc
+
+
 def _not_found(exc: DockerError, what: str) -> NotFound:
     return NotFound(f"{what}: {exc.message}", detail=repr(exc))
 

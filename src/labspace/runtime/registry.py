@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from labspace.runtime.transfer import registry_auth
+from labspace.runtime.transfer import registry_auth, registry_host, split_ref
 
 CERTS_DIR = Path("/etc/docker/certs.d")
 TIMEOUT_S = 3.0
@@ -34,13 +34,11 @@ def parse_pinned(ref: str) -> tuple[str, str, str] | None:
     """"reg.lab:5000/labspace/jl:1@sha256:ab" -> ("reg.lab:5000", "labspace/jl",
     "sha256:ab"); None for a reference without a registry host or a digest."""
     name, at, digest = ref.partition("@")
-    host, slash, path = name.partition("/")
-    if not at or not slash or not ("." in host or ":" in host or host == "localhost"):
+    host = registry_host(name)
+    if not at or host is None:
         return None
-    last = path.rsplit("/", 1)[-1]
-    if ":" in last:
-        path = path[: len(path) - len(last)] + last.split(":", 1)[0]
-    return host, path, digest
+    repo, _ = split_ref(name)
+    return host, repo[len(host) + 1:], digest
 
 
 def manifest_bytes(manifest: dict[str, Any]) -> int:

@@ -32,7 +32,7 @@ from aiodocker.exceptions import DockerError
 
 from labspace.errors import RuntimeFailure
 from labspace.runtime.base import LABEL_PREFIX
-from labspace.runtime.docker import bridge_device, ensure_bridge
+from labspace.runtime.docker import bridge_device, engine_json, ensure_bridge
 
 GATEWAY_LABEL = LABEL_PREFIX + "gateway"
 
@@ -112,11 +112,8 @@ class Gateway:
         self._lock = asyncio.Lock()
 
     async def _query(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
-        try:
-            return await self.docker._query_json(path, method=method, **kwargs)
-        except DockerError as exc:
-            raise RuntimeFailure(f"swarm gateway: {method} {path}: {exc.message}",
-                                 detail=repr(exc)) from exc
+        return await engine_json(self.docker, path, f"swarm gateway: {method} {path}", method,
+                                 **kwargs)
 
     async def ensure(self) -> None:
         """Bridge, container, firewall and routes in place; cheap when nothing changed (one

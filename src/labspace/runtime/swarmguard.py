@@ -34,6 +34,7 @@ from aiodocker.exceptions import DockerError
 
 from labspace.errors import RuntimeFailure
 from labspace.runtime.base import LABEL_PREFIX
+from labspace.runtime.docker import engine_json
 
 GUARD_LABEL = LABEL_PREFIX + "node-guard"
 # On a node whose guard runs; workspace services require it (node.labels...==1).
@@ -127,11 +128,8 @@ class NodeGuard:
         self._addresses: list[str] = []
 
     async def _query(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
-        try:
-            return await self.docker._query_json(path, method=method, **kwargs)
-        except DockerError as exc:
-            raise RuntimeFailure(f"node guard {self.name}: {exc.message}",
-                                 detail=repr(exc)) from exc
+        return await engine_json(self.docker, path, f"node guard {self.name}", method,
+                                 **kwargs)
 
     async def ensure(self) -> int:
         """Deploy or update the service, mark the nodes it guards; the nodes not yet

@@ -84,12 +84,22 @@ def split_ref(ref: str) -> tuple[str, str]:
     return repo, tag
 
 
+def registry_host(ref: str) -> str | None:
+    """The registry a reference names ("reg.lab:5000/a/b" -> "reg.lab:5000"), or None for
+    Docker Hub's ("labspace/jl", "debian"): Docker's rule, a first part with a dot, a port
+    or "localhost"."""
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
 def registry_auth(ref: str, config: Path | None = None) -> dict[str, str] | None:
     """The credentials `docker login` stored for ``ref``'s registry, if any (plain ``auth``
     entries of ~/.docker/config.json; credential helpers are the docker CLI's own)."""
     path = config or Path.home() / ".docker" / "config.json"
-    first = ref.split("/", 1)[0]
-    if "/" not in ref or not ("." in first or ":" in first or first == "localhost"):
+    first = registry_host(ref)
+    if first is None:
         return None  # Docker Hub: anonymous pulls, pushes need `docker login` + the CLI
     try:
         entry = json.loads(path.read_text()).get("auths", {}).get(first, {})
@@ -123,9 +133,7 @@ async def pull(docker: aiodocker.Docker, ref: str, progress: AsyncProgress) -> N
     try:
         seen = await _follow(docker.images.pull(ref, auth=registry_auth(ref), stream=True),
                              "pulling", ref, progress)
-    except DockerError as exc:
-        raise RuntimeFailure(f"cannot pull {ref}: {exc.message}") from exc
-    except RuntimeFailure as exc:
+    except (DockerError, RuntimeFailure) as exc:  # the engine's, or the stream's error
         raise RuntimeFailure(f"cannot pull {ref}: {exc.message}") from exc
     await progress(f"pulled {ref} ({human_bytes(seen.total)})")
 
@@ -136,8 +144,6 @@ async def push(docker: aiodocker.Docker, ref: str, progress: AsyncProgress) -> N
     try:
         seen = await _follow(docker.images.push(repo, tag=tag, auth=registry_auth(ref),
                                                 stream=True), "pushing", ref, progress)
-    except DockerError as exc:
-        raise RuntimeFailure(f"cannot push {ref}: {exc.message}") from exc
-    except RuntimeFailure as exc:
+    except (DockerError, RuntimeFailure) as exc:  # the engine's, or the stream's error
         raise RuntimeFailure(f"cannot push {ref}: {exc.message}") from exc
     await progress(f"pushed {ref} ({human_bytes(seen.total)} sent)")
