@@ -27,8 +27,18 @@ from labspace.config import load_settings
 from labspace.identity.credentials import digest
 from labspace.proxy.app import PROXY_KEY, create_app, start_proxy
 from labspace.proxy.source import Principal, Route
+from labspace.proxy.tunnel import MAX_FRAME
 from labspace.remote.tunnel import Endpoint, TunnelRefused, forward, open_tunnel
-from tests.proxy.conftest import SECRET, Recorder, StaticRouteSource, free_port, serve, upstream_app
+from tests.proxy.conftest import (
+    APPS_DOMAIN,
+    SECRET,
+    Recorder,
+    Stack,
+    StaticRouteSource,
+    free_port,
+    serve,
+    upstream_app,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -186,3 +196,27 @@ async def test_the_tunnel_closes_when_the_service_ends_it(tunnels: Tunnels) -> N
                 got += message.data
         assert got.endswith(b"\nhello") and ws.close_code == 1000
 
+
+
+async def test_a_frame_over_the_limit_closes_the_tunnel(tunnels: Tunnels) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws = await open_tunnel(session, alice(tunnels), tunnels.echo_port)
+        await ws.send_bytes(b"x" * (MAX_FRAME + 1))  # the client's own frames are 64 KiB
+        message = await ws.receive(timeout=5)
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.close_code == 1009  # message too big
+
+
+async def test_a_workspace_host_serves_no_tunnel(apps_proxied: Stack) -> None:
+    """A page on a sibling host (another workspace's, under apps_domain) cannot be a way in:
+    tunnels live on the hub's own host only."""
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+               "Authorization": "Bearer alice-token"}
+    path = f"{apps_proxied.url}/tunnel/alice/lab/{free_port()}"
+    async with aiohttp.ClientSession() as session:
+        for host in (f"lab--alice.{APPS_DOMAIN}", f"lab--bob.{APPS_DOMAIN}"):
+            async with session.get(path, headers={**upgrade, "Host": host}) as answer:
+                assert answer.status == 404, host
+        async with session.get(path, headers=upgrade) as answer:  # the hub's own host
+            assert answer.status == 502  # reached the tunnel: nothing listens on that port

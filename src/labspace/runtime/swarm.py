@@ -85,6 +85,7 @@ class SwarmRuntime:
         self._guard_image = guard_image
         self._gateway: Gateway | None = None
         self._image_bytes: dict[str, str] = {}  # pinned reference -> "312.4 MB"
+        self._sizing: dict[str, asyncio.Task[None]] = {}  # lookups of those under way
         self._attaching: dict[str, asyncio.Task[None]] = {}  # service id -> gateway joining
         self._guard: NodeGuard | None = None
         self._guard_checked = 0.0
@@ -98,6 +99,8 @@ class SwarmRuntime:
     async def close(self) -> None:
         for service_id in list(self._attaching):
             await self._attached(service_id, cancel=True)
+        for sizing in list(self._sizing.values()):
+            sizing.cancel()
         if self._docker is not None:
             await self._docker.close()
             self._docker = None
@@ -123,10 +126,17 @@ class SwarmRuntime:
                 "every node reaches (labspace image build NAME --push REGISTRY) and name that "
                 "reference in the template", detail=repr(exc)) from exc
         pinned = f"{image}@{found['Descriptor']['digest']}"
+        if pinned not in self._image_bytes and pinned not in self._sizing:
+            # Off the start's path: only the "preparing" message uses it, once known.
+            sizing = asyncio.create_task(self._size_image(pinned))
+            self._sizing[pinned] = sizing
+            sizing.add_done_callback(lambda _: self._sizing.pop(pinned, None))
+        return pinned
+
+    async def _size_image(self, pinned: str) -> None:
         size = await image_bytes(pinned)
         if size:
             self._image_bytes[pinned] = human_bytes(size)
-        return pinned
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
         for mount in spec.mounts:
