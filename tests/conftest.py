@@ -24,6 +24,9 @@ from labspace.testing import Stack, free_port, log_in
 
 JUPYTER_IMAGE = "labspace/jupyterlab:latest"
 
+# No test may find (or leave) a `labspace login` of the person running the suite.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="labspace-test-config-")
+
 
 def _docker_ok() -> bool:
     if shutil.which("docker") is None:

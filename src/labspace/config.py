@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     session_max_age: int = Field(
         14 * 24 * 3600, description="Seconds a browser login stays valid."
     )
+    cli_token_max_age: int = Field(
+        90 * 24 * 3600, description="Seconds a `labspace login` on a laptop stays valid."
+    )
     cookie_secure: bool | None = Field(
         None,
         description="Mark cookies Secure. Default: true when public_url starts with https.",

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
 from labspace.identity.authenticator import Authenticator, LocalAuthenticator
+from labspace.identity.devicelogin import DeviceLogins
 from labspace.identity.failedlogins import LoginThrottle
 from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import UserService
 from labspace.runtime import Runtime
+from labspace.ssh import SshFiles, SshKeyStore
 from labspace.state.db import Database
 from labspace.state.models import User
 from labspace.storage.mounts import warn_about_homes_mount
@@ -49,6 +51,8 @@ class Hub:
     bus: EventBus
     proxy: ProxyNotifier
     login_throttle: LoginThrottle  # in the database: a restart or another hub forgets nothing
+    ssh_keys: SshKeyStore
+    device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def offboard(self, name: str, *, by: str) -> User:
@@ -58,14 +62,22 @@ class Hub:
             raise PermissionDenied("you cannot disable your own account")
         user = await self.users.set_disabled(name, True)
         await self.proxy.revoked(users=[name])  # open connections end now, not in seconds
+        await self.ssh_keys.sync(name)  # an empty authorized_keys: no key outlives the account
         for record in await self.store.list(owner=name):
             if record.state != State.STOPPED:
                 await self.manager.stop(record.owner, record.name)
         return user
 
+    async def reinstate(self, name: str) -> User:
+        """Enable a disabled account again, with the SSH keys it had."""
+        user = await self.users.set_disabled(name, False)
+        await self.ssh_keys.sync(name)
+        return user
+
     async def start_background(self) -> None:
         """Reconcile once now, then on the configured interval. An engine that does not
         answer yet is logged, not fatal: the hub serves its pages and the loop retries."""
+        await self.ssh_keys.sync_all()  # heal key files lost or edited on disk
         try:
             log.info("reconciled: %s", await reconcile(self.manager))
         except LabspaceError as error:
@@ -108,10 +120,12 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     await templates.seed(builtin_templates(settings.default_image_tag))
     store = WorkspaceStore(db, bus)
     runtime = runtime or default_runtime(settings)
-    manager = WorkspaceManager(settings, runtime, templates, store)
+    ssh_keys = SshKeyStore(db, SshFiles(settings.homes))
+    manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
                store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus,
-               proxy=ProxyNotifier(settings.control_socket), login_throttle=LoginThrottle(db))
+               proxy=ProxyNotifier(settings.control_socket), login_throttle=LoginThrottle(db),
+               ssh_keys=ssh_keys)
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,16 @@ def _decode_data(data: list[str]) -> Iterator[dict[str, Any]]:
 
 
 def connect(url: str | None = None) -> Client:
-    """A client for the hub at ``url`` (default: the configured hub address)."""
+    """A client for the hub at ``url`` (default: the configured hub address).
+
+    The token: LABSPACE_TOKEN; else the ``labspace login`` of this computer when ``url`` is
+    its URL or none is given (a laptop); else the admin token of this server."""
+    if not os.environ.get(TOKEN_ENV):
+        from labspace.remote.login import load_login
+
+        login = load_login()
+        if login is not None and (url is None or url.rstrip("/") == login.url):
+            return Client(login.url, login.token)
     data_dir: Path | None = None
     if url is None or not os.environ.get(TOKEN_ENV):
         from labspace.cli.server import settings_or_exit
@@ -230,6 +239,21 @@ def connect(url: str | None = None) -> Client:
         data_dir = settings.data_dir
     token = read_token(data_dir or Path("."))
     return Client(url, token)
+
+
+def public_url(url: str | None) -> str:
+    """--url, LABSPACE_URL, this computer's login, or (on the server) its public URL."""
+    chosen = url or os.environ.get(URL_ENV)
+    if chosen:
+        return chosen.rstrip("/")
+    from labspace.remote.login import load_login
+
+    saved = load_login()
+    if saved is not None:
+        return saved.url
+    from labspace.cli.server import settings_or_exit
+
+    return settings_or_exit().url
 
 
 def print_json(data: Any) -> None:

@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from labspace import __version__
-from labspace.cli import config, images, nodes, remote, server, templates, users, workspaces
+from labspace.cli import (
+    config,
+    images,
+    keys,
+    nodes,
+    remote,
+    server,
+    ssh,
+    templates,
+    users,
+    workspaces,
+)
 from labspace.errors import LabspaceError
 
 app = typer.Typer(
@@ -29,6 +40,13 @@ app.add_typer(nodes.app, name="node", help="List the servers; drain or reactivat
 app.add_typer(config.app, name="config", help="Show the configuration and its reference.")
 app.command("tunnel")(remote.tunnel)
 app.command("port-forward")(remote.port_forward)
+app.command("login")(ssh.login)
+app.command("logout")(ssh.logout)
+# Everything after the workspace is ssh's (options, then the command): `labspace ssh lab ls -l`.
+app.command("ssh", context_settings={"allow_interspersed_args": False,
+                                     "ignore_unknown_options": True})(ssh.ssh)
+app.command("config-ssh")(ssh.config_ssh)
+app.add_typer(keys.app, name="key", help="Add, list and remove your SSH public keys.")
 
 
 def _version(value: bool) -> None:

@@ -8,13 +8,12 @@ LABSPACE_TOKEN, into a workspace of that user. They need only the client side of
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from typing import Annotated
 
 import typer
 
-from labspace.cli.client import URL_ENV, UrlOption, connect, split_workspace
+from labspace.cli.client import UrlOption, connect, public_url, split_workspace
 from labspace.errors import InvalidInput, RuntimeFailure
 from labspace.remote.tunnel import Endpoint, TunnelRefused, forward, stdio
 
@@ -22,13 +21,9 @@ Ref = Annotated[str, typer.Argument(help="NAME (yours) or OWNER/NAME.", metavar=
 
 
 def _endpoint(ref: str, url: str | None) -> Endpoint:
-    """The public address (``--url``, LABSPACE_URL, else this server's public_url), the
-    token and the workspace."""
-    if not (url or os.environ.get(URL_ENV)):
-        from labspace.cli.server import settings_or_exit
-
-        url = settings_or_exit().url
-    public = url or os.environ[URL_ENV]
+    """The public address (``--url``, LABSPACE_URL, this computer's login, else this
+    server's public_url), the token and the workspace."""
+    public = public_url(url)
     client = connect(public)
     owner, name = split_workspace(ref, client)
     return Endpoint(public, client.token, owner, name)

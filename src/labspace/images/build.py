@@ -1,9 +1,9 @@
 """Build labspace's workspace images through the runtime's engine client (runtime/images.py).
 
 ``build_image("jupyterlab")`` builds ``labspace/jupyterlab:latest`` from
-``files/Dockerfile.jupyterlab`` and ``files/labspace-entrypoint``. The image carries the label
-``org.labspace.image-hash`` (a hash of those files), so a re-run with unchanged files does
-nothing, and any change to them triggers a rebuild.
+``files/Dockerfile.jupyterlab``, ``files/labspace-entrypoint`` and ``files/sshd_config``. The
+image carries the label ``org.labspace.image-hash`` (a hash of those files), so a re-run with
+unchanged files does nothing, and any change to them triggers a rebuild.
 
 The base image is ``debian:bookworm-slim`` when a registry is reachable, else a Debian
 bookworm made locally with ``debootstrap --variant=minbase`` and built ``FROM scratch`` as
@@ -42,6 +42,7 @@ FILES_DIR = Path(__file__).resolve().parent / "files"
 IMAGES: dict[str, str] = {"jupyterlab": "Dockerfile.jupyterlab",
                           "node-guard": "Dockerfile.node-guard"}
 ENTRYPOINT_FILE = "labspace-entrypoint"
+EXTRA_FILES: dict[str, list[str]] = {"jupyterlab": ["sshd_config"]}
 
 HASH_LABEL = "org.labspace.image-hash"
 NAME_LABEL = "org.labspace.image"
@@ -79,7 +80,8 @@ def _sources(name: str) -> list[Path]:
     if name not in IMAGES:
         known = ", ".join(sorted(IMAGES))
         raise RuntimeFailure(f"unknown image {name!r} (known: {known})")
-    return [FILES_DIR / IMAGES[name], FILES_DIR / ENTRYPOINT_FILE]
+    return [FILES_DIR / IMAGES[name], FILES_DIR / ENTRYPOINT_FILE,
+            *(FILES_DIR / extra for extra in EXTRA_FILES.get(name, []))]
 
 
 def image_hash(name: str = "jupyterlab") -> str:

@@ -27,8 +27,9 @@ ROUTE_SQL = (
     "LEFT JOIN workspace_instances i ON i.workspace_id = w.id AND i.ended_at IS NULL "
     "WHERE u.name = {0} AND w.name = {1}"
 )
+# A `labspace login` token (kind "cli") never carries admin powers (web/deps.py says why).
 PRINCIPAL_SQL = (
-    "SELECT u.name, u.is_admin FROM tokens k JOIN users u ON u.id = k.user_id "
+    "SELECT u.name, u.is_admin AND k.kind <> 'cli' FROM tokens k JOIN users u ON u.id = k.user_id "
     "WHERE k.digest = {0} AND NOT u.disabled AND (k.expires_at IS NULL OR k.expires_at > {1})"
 )
 

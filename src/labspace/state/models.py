@@ -80,6 +80,21 @@ class Token(Base):
     user: Mapped[User] = relationship()
 
 
+class SshKey(Base):
+    """A public key that logs its user in to the SSH servers of their workspaces (through
+    the tunnel). Stored as "type base64"; the comment the user gave is its name."""
+
+    __tablename__ = "ssh_keys"
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(String(16384))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # "SHA256:..." as ssh-keygen -l
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Template(Base):
     __tablename__ = "templates"
 

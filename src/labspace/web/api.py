@@ -139,7 +139,7 @@ async def create_user_token(
 
 @router.post("/users/{name}/enable", response_model=UserPublic)
 async def enable_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
-    return UserPublic.of(await hub.users.set_disabled(name, False))
+    return UserPublic.of(await hub.reinstate(name))
 
 
 # -- templates -------------------------------------------------------------------------------

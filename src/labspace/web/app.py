@@ -43,8 +43,9 @@ def error_response(request: Request, status: int, message: str) -> Response:
     if status == 401:
         from urllib.parse import quote
 
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Response(status_code=303, headers={
-            "Location": f"/hub/login?next={quote(request.url.path)}"})
+            "Location": f"/hub/login?next={quote(back, safe='/')}"})
     return templates.TemplateResponse(
         request, "error.html", {"status": status, "message": message, "caller": None},
         status_code=status,
@@ -104,7 +105,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def not_found(request: Request, _error: Exception) -> Response:
         return error_response(request, 404, "there is nothing at this address")
 
-    from labspace.web import api, apidocs, login, nodes, open, pages
+    from labspace.web import api, apidocs, clilogin, login, nodes, open, pages, sshkeys
 
     apidocs.add_api_docs(app)
     app.include_router(api.router)
@@ -112,6 +113,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(open.router)
+    app.include_router(sshkeys.router)
+    app.include_router(clilogin.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),

@@ -19,6 +19,7 @@ from labspace.workspaces.store import WorkspaceRecord
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
+SCOPED_TOKEN_KIND = "cli"  # tokens from `labspace login`: never admin powers
 
 
 def get_hub(request: Request) -> Hub:
@@ -31,6 +32,7 @@ class Caller:
     user: User
     via_cookie: bool
     credential: str  # the session or token value, for CSRF binding and logout
+    token_kind: str = "api"
 
     @property
     def name(self) -> str:
@@ -38,7 +40,9 @@ class Caller:
 
     @property
     def is_admin(self) -> bool:
-        return self.user.is_admin
+        """An admin's `labspace login` token on a laptop is scoped to their own things: a
+        lost laptop must not be an administrator's key (web/clilogin.py)."""
+        return self.user.is_admin and self.token_kind != SCOPED_TOKEN_KIND
 
 
 def _credential(request: Request) -> tuple[str | None, bool]:
@@ -60,7 +64,7 @@ async def optional_caller(request: Request) -> Caller | None:
         async with hub.db.session() as session:
             resolved = await resolve_token(session, value)
         if resolved is not None:
-            caller = Caller(resolved.user, via_cookie, value)
+            caller = Caller(resolved.user, via_cookie, value, resolved.token.kind)
     request.scope["caller"] = caller
     return caller
 

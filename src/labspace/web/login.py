@@ -53,7 +53,10 @@ def safe_next(target: str | None) -> str:
     if not target:
         return "/hub/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # A browser reads "/\\evil.example" and "/<tab>/evil.example" as "//evil.example": no
+    # backslash and no control character at all.
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target)):
         return "/hub/"
     return target
 

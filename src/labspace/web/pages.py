@@ -249,7 +249,7 @@ async def admin_disable_user(name: str, caller: AdminDep, hub: HubDep) -> Respon
 
 @router.post("/admin/users/{name}/enable")
 async def admin_enable_user(name: str, caller: AdminDep, hub: HubDep) -> Response:
-    await hub.users.set_disabled(name, False)
+    await hub.reinstate(name)
     return _see("/hub/admin")
 
 

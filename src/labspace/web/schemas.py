@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from labspace.names import Name, UserName
+from labspace.ssh.store import KeyInfo
 from labspace.state.models import User
 from labspace.workspaces.store import WorkspaceRecord
 
@@ -108,3 +109,33 @@ class WorkspaceUsage(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: str | None = None
+
+
+class KeyCreate(_Input):
+    public_key: str = Field(max_length=16384, description="One line of an id_*.pub file.")
+    name: str = Field("", max_length=100, description="Default: the key's comment.")
+
+
+class KeyPublic(BaseModel):
+    id: int
+    owner: str
+    name: str
+    type: str
+    fingerprint: str
+    public_key: str
+    created_at: str
+
+    @classmethod
+    def of(cls, key: KeyInfo) -> KeyPublic:
+        return cls(id=key.id, owner=key.owner, name=key.name, type=key.kind,
+                   fingerprint=key.fingerprint, public_key=key.public_key,
+                   created_at=key.created_at.isoformat())
+
+
+class SshFacts(BaseModel):
+    """What an SSH client needs to reach a workspace by name without a prompt."""
+
+    user: str = Field(description="The account to log in as (the workspace's owner).")
+    host_key: str = Field(description="The workspace's host key, for known_hosts.")
+    tunnel_path: str = Field(description="The tunnel to its SSH server, on the public URL.")
+    port: int

@@ -20,10 +20,12 @@ from labspace.config import Settings
 from labspace.errors import Conflict, LabspaceError, RuntimeFailure, StartFailed
 from labspace.runtime import ContainerInfo, Runtime
 from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
+from labspace.ssh import SshKeyStore
 from labspace.storage import ensure_home
 from labspace.templates import TemplateSpec
 from labspace.templates.store import TemplateStore
 from labspace.workspaces.spec import (
+    SshDirs,
     build_container_spec,
     health_url,
     instance_spec,
@@ -48,8 +50,10 @@ class WorkspaceManager:
         runtime: Runtime,
         templates: TemplateStore,
         store: WorkspaceStore,
+        ssh: SshKeyStore | None = None,
     ) -> None:
         self.settings = settings
+        self.ssh = ssh  # None: workspaces get no SSH files (tests of the manager alone)
         self.runtime = runtime
         self.templates = templates
         self.store = store
@@ -99,6 +103,8 @@ class WorkspaceManager:
             for container in await self._containers_of(record.id):
                 await self.runtime.remove(container.id)
             await self.store.delete(record.id)
+        if self.ssh is not None:
+            await self.ssh.files.remove_host_key(record.id)
         self._locks.pop(record.id, None)
 
     async def wait_settled(self, workspace_id: int) -> None:
@@ -176,8 +182,9 @@ class WorkspaceManager:
         async with self._engine_slots:
             record = await self.store.transition(record.id, State.STARTING, "preparing home")
             home = await ensure_home(self.settings.homes, record.owner, record.uid, record.uid)
+            ssh = await self._prepare_ssh(record)
             await self._ensure_network()
-            container = await self._ensure_container(record, template, home)
+            container = await self._ensure_container(record, template, home, ssh)
             # Every start is recorded (a kept container started again is a new start too).
             await self.store.begin_instance(
                 record.id, instance_spec(template, container.image_id), handle=container.id,
@@ -227,8 +234,18 @@ class WorkspaceManager:
             container = found
         return container
 
+    async def _prepare_ssh(self, record: WorkspaceRecord) -> SshDirs | None:
+        """The workspace's host key (made once) and its owner's current keys, for its sshd."""
+        if self.ssh is None:
+            return None
+        await self.ssh.files.ensure_host_key(record.id, record.uid)
+        await self.ssh.sync(record.owner)
+        return SshDirs(keys=self.ssh.files.keys_dir(record.owner),
+                       host=self.ssh.files.host_dir(record.id))
+
     async def _ensure_container(
-        self, record: WorkspaceRecord, template: TemplateSpec, home: Path
+        self, record: WorkspaceRecord, template: TemplateSpec, home: Path,
+        ssh: SshDirs | None = None,
     ) -> ContainerInfo:
         if record.container_id:
             existing = await self.runtime.inspect(record.container_id)
@@ -236,7 +253,7 @@ class WorkspaceManager:
                 return existing
         spec = build_container_spec(
             instance=self.settings.instance, network=self.settings.docker_network,
-            home=home,
+            home=home, ssh=ssh,
             ws=record.identity, template=template,
         )
 

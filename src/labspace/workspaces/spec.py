@@ -15,7 +15,16 @@ from labspace.runtime.base import (
     LABEL_WORKSPACE,
     LABEL_WORKSPACE_ID,
 )
+from labspace.ssh.files import HOST_TARGET, KEYS_TARGET
 from labspace.templates import TemplateSpec
+
+
+@dataclass(frozen=True)
+class SshDirs:
+    """Where the workspace's sshd finds its owner's keys and its own host key (host paths)."""
+
+    keys: Path
+    host: Path
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ def build_container_spec(
     home: Path,
     ws: WorkspaceIdentity,
     template: TemplateSpec,
+    ssh: SshDirs | None = None,
 ) -> ContainerSpec:
     values = placeholder_values(ws, template)
     env = {key: _fill(value, values) for key, value in template.env.items()}
@@ -79,6 +89,9 @@ def build_container_spec(
         LABSPACE_BASE_URL=values["base_url"],
     )
     mounts = [Mount(source=str(home), target=values["home"])]
+    if ssh is not None:  # read-only: nothing inside the workspace changes who may log in
+        mounts += [Mount(str(ssh.keys), KEYS_TARGET, read_only=True),
+                   Mount(str(ssh.host), HOST_TARGET, read_only=True)]
     mounts += [Mount(m.source, m.target, m.read_only) for m in template.mounts]
     return ContainerSpec(
         name=container_name(instance, ws),
