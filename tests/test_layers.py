@@ -86,11 +86,13 @@ def test_only_the_runtime_talks_to_docker_not_even_through_its_command_line() ->
 
 
 def test_the_laptop_commands_load_nothing_of_the_server() -> None:
-    """`labspace tunnel` and `port-forward` with only the client's dependencies in use."""
+    """`labspace tunnel`, `port-forward`, `login`, `ssh`, `config-ssh` and `key` with only
+    the client's dependencies in use."""
     import subprocess
     import sys
 
-    code = ("import sys, labspace.cli.main, labspace.cli.remote; "
+    code = ("import sys, labspace.cli.main, labspace.cli.remote, labspace.cli.ssh, "
+            "labspace.cli.keys, labspace.remote.login, labspace.remote.sshconfig; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'sqlalchemy', 'fastapi', 'aiodocker', 'asyncpg', 'uvicorn', 'alembic'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
