@@ -34,3 +34,37 @@ def test_both_commands_explain_themselves() -> None:
     for command in ("tunnel", "port-forward"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "LABSPACE_URL" in result.output
+
+
+@pytest.mark.parametrize(("args", "parsed"), [
+    (["ada/lab", "--url", "https://x.org/"], ("ada", "lab", "https://x.org", 22)),
+    (["ada/lab", "--url", "https://x.org", "--port", "8888"], ("ada", "lab", "https://x.org",
+                                                               8888)),
+    (["ada/lab", "--url", "https://x.org", "-p", "5432"], ("ada", "lab", "https://x.org", 5432)),
+    (["lab", "--url", "https://x.org"], None),  # no owner: the full CLI asks the hub
+    (["ada/lab"], None),  # no URL
+    (["ada/lab", "--url"], None),
+    (["ada/lab", "--url", "u", "--port", "0"], None),
+    (["ada/lab", "--url", "u", "--port", "99999"], None),
+    (["ada/lab", "--url", "u", "--help", "x"], None),
+    (["--help"], None),
+    (["a/b/c", "--url", "u"], None),
+])
+def test_the_fast_start_takes_only_the_form_config_ssh_writes(
+        args: list[str], parsed: tuple[str, str, str, int] | None) -> None:
+    from labspace.remote.quick import parse
+
+    assert parse(args) == parsed
+
+
+def test_the_fast_start_loads_no_cli_framework() -> None:
+    """ssh waits for this start on every connection: no typer, rich, httpx or settings."""
+    import subprocess
+    import sys
+
+    code = ("import sys, labspace.cli.entry, labspace.remote.quick; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'typer', 'rich', 'httpx', 'pydantic', 'pydantic_settings', 'click'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -94,7 +94,7 @@ def labspace_program() -> list[str]:
     found = shutil.which("labspace")
     if found:
         return [str(Path(found).resolve())]
-    return [sys.executable, "-m", "labspace.cli.main"]
+    return [sys.executable, "-m", "labspace.cli.entry"]
 
 
 def _entry(client: Client, url: str, owner: str, name: str, prefix: str

@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # imported where used: `labspace tunnel` reads the login without it
+    import httpx
 
 LOGIN_FILE = "login.json"
 KEY_FILE = "id_ed25519"
@@ -85,6 +87,8 @@ def device_login(url: str, show: Callable[[str, str], None], *,
                  http: httpx.Client | None = None) -> Login:
     """Ask the hub at ``url`` for a login, call ``show(page_url, user_code)``, and wait until
     the user approves it in a browser (or refuses it, or it expires)."""
+    import httpx
+
     http = http or httpx.Client(timeout=30.0)
     base = url.rstrip("/")
     try:
