@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -196,6 +196,13 @@ def test_ssh_local_forward_reaches_a_service_in_the_workspace(laptop: Laptop) ->
         forward.wait(timeout=10)
 
 
+def test_labspace_ssh_runs_a_command_with_no_ssh_config_at_all(laptop: Laptop) -> None:
+    done = laptop.cli("ssh", WORKSPACE, "echo", "via", "labspace", "ssh")
+    assert done.stdout.split() == ["via", "labspace", "ssh"]
+    with_option = laptop.cli("ssh", WORKSPACE, "-o", "LogLevel=ERROR", "hostname")
+    assert with_option.stdout.strip() == WORKSPACE
+
+
 def test_another_users_token_opens_no_tunnel(laptop: Laptop, people: dict[str, Person]
                                              ) -> None:
     done = laptop.ssh(ALIAS, "true", LABSPACE_TOKEN=people["bob"].token)
@@ -204,8 +211,8 @@ def test_another_users_token_opens_no_tunnel(laptop: Laptop, people: dict[str, P
 
 
 def test_a_removed_key_is_refused_at_once_and_a_readded_one_works(laptop: Laptop) -> None:
-    keys = laptop.cli("key", "list", "--json").stdout
-    mine = [k for k in __import__("json").loads(keys) if k["name"].startswith("labspace CLI")]
+    keys = json.loads(laptop.cli("key", "list", "--json").stdout)
+    mine = [k for k in keys if k["name"].startswith("labspace CLI")]
     laptop.cli("key", "remove", str(mine[0]["id"]))
     refused = laptop.ssh(ALIAS, "true")
     assert refused.returncode == 255 and "Permission denied (publickey)" in refused.stderr
@@ -239,5 +246,4 @@ def test_logout_ends_the_token_and_the_key(laptop: Laptop, people: dict[str, Per
         names = [k["name"] for k in api.get("/hub/api/keys").json()]
     assert not any(name.startswith("labspace CLI on ") for name in names)
     refused = laptop.ssh(ALIAS, "true")
-    assert refused.returncode == 255
-    _ = socket  # (the tunnel refuses before any SSH is spoken)
+    assert refused.returncode == 255  # the tunnel refuses before any SSH is spoken

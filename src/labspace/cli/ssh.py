@@ -116,6 +116,14 @@ def _known_hosts() -> Path:
     return logins.config_dir() / KNOWN_HOSTS
 
 
+def _update_known_hosts(entries: list[sshconfig.HostEntry], *, replacing: str) -> Path:
+    known = _known_hosts()
+    text = known.read_text() if known.is_file() else ""
+    sshconfig.write_if_changed(known, sshconfig.merge_known_hosts(text, entries,
+                                                                  replacing=replacing))
+    return known
+
+
 def _ensure_running(client: Client, owner: str, name: str) -> None:
     record: dict[str, Any] = client.get(f"/workspaces/{owner}/{name}")
     if record["state"] == "running":
@@ -147,11 +155,7 @@ def ssh(
         owner, name = split_workspace(ref, client)
         _ensure_running(client, owner, name)
         entry = _entry(client, public, owner, name, prefix)
-    known = _known_hosts()
-    text = known.read_text() if known.is_file() else ""
-    kept = [line for line in text.splitlines() if line and not line.startswith(entry.alias + " ")]
-    sshconfig.write_if_changed(known, "\n".join([*kept, *sshconfig.known_hosts_lines([entry])])
-                               + "\n")
+    known = _update_known_hosts([entry], replacing=f"{entry.alias} ")
     args = [ssh_program, "-o", f"ProxyCommand={entry.proxy_command}",
             "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
             "-o", "ServerAliveInterval=30", "-l", entry.user]
@@ -202,9 +206,7 @@ def config_ssh(
     path = ssh_config.expanduser()
     current = path.read_text() if path.is_file() else ""
     changed = sshconfig.write_if_changed(path, sshconfig.replace_block(current, public, block))
-    known = _known_hosts()
-    text = known.read_text() if known.is_file() else ""
-    sshconfig.write_if_changed(known, sshconfig.merge_known_hosts(text, entries, prefix=prefix))
+    _update_known_hosts(entries, replacing=f"{prefix}.")
     _err(f"{path}: {'updated' if changed else 'unchanged'}, {len(entries)} workspace(s)")
     for entry in entries:
         print(f"ssh {entry.alias}")

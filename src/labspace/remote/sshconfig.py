@@ -79,11 +79,11 @@ def known_hosts_lines(entries: list[HostEntry]) -> list[str]:
     return [f"{entry.alias} {entry.host_key}" for entry in entries]
 
 
-def merge_known_hosts(text: str, entries: list[HostEntry], *, prefix: str) -> str:
-    """Known hosts with this run's workspaces' keys replacing older ones of the same prefix
-    (a deleted workspace's key goes; other lines stay)."""
+def merge_known_hosts(text: str, entries: list[HostEntry], *, replacing: str) -> str:
+    """Known hosts with ``entries``' keys instead of every line that starts with
+    ``replacing`` ("labspace.": a deleted workspace's key goes too); other lines stay."""
     kept = [line for line in text.splitlines()
-            if line.strip() and not line.startswith(f"{prefix}.")]
+            if line.strip() and not line.startswith(replacing)]
     return "\n".join([*kept, *known_hosts_lines(entries)]) + "\n"
 
 
