@@ -77,7 +77,11 @@ class Hub:
     async def start_background(self) -> None:
         """Reconcile once now, then on the configured interval. An engine that does not
         answer yet is logged, not fatal: the hub serves its pages and the loop retries."""
-        await self.ssh_keys.sync_all()  # heal key files lost or edited on disk
+        try:
+            await self.ssh_keys.sync_all()  # heal key files lost or edited on disk
+        except OSError as error:  # SSH is not worth a hub that does not start
+            log.warning("could not write the SSH key files under %s: %s",
+                        self.ssh_keys.files.root, error)
         try:
             log.info("reconciled: %s", await reconcile(self.manager))
         except LabspaceError as error:

@@ -210,6 +210,24 @@ def test_another_users_token_opens_no_tunnel(laptop: Laptop, people: dict[str, P
     assert "owner" in done.stderr, done.stderr
 
 
+def test_logging_in_again_reuses_the_key_and_ends_the_old_token(
+        laptop: Laptop, people: dict[str, Person]) -> None:
+    saved = laptop.home / ".config" / "labspace" / "login.json"
+    old_token = json.loads(saved.read_text())["token"]
+    _log_in(laptop, people["alice"])
+    with people["alice"].api() as api:
+        names = [k["name"] for k in api.get("/hub/api/keys").json()]
+    assert sum(name.startswith("labspace CLI on ") for name in names) == 1
+    with laptop_client(laptop, old_token) as old:
+        assert old.get("/hub/api/me").status_code == 401
+    assert laptop.ssh(ALIAS, "true").returncode == 0
+
+
+def laptop_client(laptop: Laptop, token: str) -> httpx.Client:
+    return httpx.Client(base_url=laptop.url, headers={"Authorization": f"Bearer {token}"},
+                        timeout=30)
+
+
 def test_a_removed_key_is_refused_at_once_and_a_readded_one_works(laptop: Laptop) -> None:
     keys = json.loads(laptop.cli("key", "list", "--json").stdout)
     mine = [k for k in keys if k["name"].startswith("labspace CLI")]

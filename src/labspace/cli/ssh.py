@@ -7,6 +7,7 @@ needs, with OpenSSH for the ssh commands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -17,7 +18,13 @@ from typing import Annotated, Any
 import typer
 
 from labspace.cli.client import Client, UrlOption, connect, public_url, split_workspace
-from labspace.errors import InvalidInput, LabspaceError, NotAuthenticated, RuntimeFailure
+from labspace.errors import (
+    Conflict,
+    InvalidInput,
+    LabspaceError,
+    NotAuthenticated,
+    RuntimeFailure,
+)
 from labspace.remote import login as logins
 from labspace.remote import sshconfig
 
@@ -55,12 +62,29 @@ def login(
     key_id = None
     if public_key:
         with Client(done.url, done.token) as client:
-            key = client.post("/keys", {"public_key": public_key,
-                                        "name": f"labspace CLI on {logins.client_name()}"})
-            key_id = int(key["id"])
+            key_id = _register(client, public_key)
+    previous = logins.load_login()
     logins.save_login(logins.Login(done.url, done.user, done.token, key_id))
+    if previous is not None and previous.url == done.url:
+        _revoke_quietly(previous.token, done.url)  # one token per computer, not one per login
     _err(f"Logged in to {done.url} as {done.user}.")
     _err("Next: `labspace config-ssh` (then `ssh labspace.NAME`), or `labspace ssh NAME`.")
+
+
+def _register(client: Client, public_key: str) -> int:
+    """This computer's key, registered now or by an earlier login: its id."""
+    try:
+        key = client.post("/keys", {"public_key": public_key,
+                                    "name": f"labspace CLI on {logins.client_name()}"})
+    except Conflict:
+        wanted = " ".join(public_key.split()[:2])
+        key = next(k for k in client.get("/keys") if k["public_key"] == wanted)
+    return int(key["id"])
+
+
+def _revoke_quietly(token: str, url: str) -> None:
+    with Client(url, token) as client, contextlib.suppress(LabspaceError):
+        client.delete("/tokens/current")
 
 
 def logout() -> None:

@@ -238,8 +238,13 @@ class WorkspaceManager:
         """The workspace's host key (made once) and its owner's current keys, for its sshd."""
         if self.ssh is None:
             return None
-        await self.ssh.files.ensure_host_key(record.id, record.uid)
-        await self.ssh.sync(record.owner)
+        try:
+            await self.ssh.files.ensure_host_key(record.id, record.uid)
+            await self.ssh.sync(record.owner)
+        except OSError as error:  # the workspace still starts, without SSH
+            log.warning("no SSH for %s/%s: cannot write its files under %s: %s", record.owner,
+                        record.name, self.ssh.files.root, error)
+            return None
         return SshDirs(keys=self.ssh.files.keys_dir(record.owner),
                        host=self.ssh.files.host_dir(record.id))
 
