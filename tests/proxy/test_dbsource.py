@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text, update
 
+from labspace.identity.credentials import SCOPED_TOKEN_KIND
 from labspace.identity.tokens import digest, issue_token
 from labspace.identity.users import UserService
 from labspace.proxy.dbsource import DatabaseRouteSource
@@ -38,6 +39,7 @@ async def test_routes_and_principals(db: Database) -> None:
     async with db.session() as session:
         alice_token = await issue_token(session, alice, kind="session", max_age=3600)
         boss_token = await issue_token(session, boss, kind="api")
+        boss_laptop = await issue_token(session, boss, kind=SCOPED_TOKEN_KIND)
     source = DatabaseRouteSource(await proxy_url(db))
     try:
         stopped = await source.route("alice", "thesis")
@@ -70,6 +72,8 @@ async def test_routes_and_principals(db: Database) -> None:
         assert principal is not None and (principal.user, principal.is_admin) == ("alice", False)
         admin = await source.principal(digest(boss_token))
         assert admin is not None and admin.is_admin
+        laptop = await source.principal(digest(boss_laptop))  # `labspace login`: no admin
+        assert laptop is not None and (laptop.user, laptop.is_admin) == ("boss", False)
         assert await source.principal(digest("lsp_unknown")) is None
         assert await source.principal("not-even-a-digest") is None
 

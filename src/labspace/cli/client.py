@@ -29,8 +29,8 @@ from labspace.errors import (
     PermissionDenied,
     RuntimeFailure,
 )
+from labspace.remote.login import TOKEN_ENV
 
-TOKEN_ENV = "LABSPACE_TOKEN"
 URL_ENV = "LABSPACE_URL"
 API_PREFIX = "/hub/api"
 

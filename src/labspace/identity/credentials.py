@@ -8,6 +8,9 @@ SESSION_COOKIE = "labspace-session"
 # The name over HTTPS: browsers take a __Host- cookie only from its own host, Secure, Path=/.
 SECURE_SESSION_COOKIE = "__Host-labspace-session"
 TOKEN_PREFIX = "lsp_"
+# The kind of the tokens `labspace login` hands to a laptop: never admin powers, in the hub
+# (web/deps.py) or the proxy (proxy/dbsource.py), so a lost laptop is no administrator's key.
+SCOPED_TOKEN_KIND = "cli"
 MAX_TOKEN_LENGTH = 100
 
 

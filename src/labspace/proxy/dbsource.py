@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from labspace.identity.credentials import SCOPED_TOKEN_KIND
 from labspace.proxy.source import Principal, Route
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
@@ -27,9 +28,10 @@ ROUTE_SQL = (
     "LEFT JOIN workspace_instances i ON i.workspace_id = w.id AND i.ended_at IS NULL "
     "WHERE u.name = {0} AND w.name = {1}"
 )
-# A `labspace login` token (kind "cli") never carries admin powers (web/deps.py says why).
+# A `labspace login` token never carries admin powers (identity/credentials.py says why).
 PRINCIPAL_SQL = (
-    "SELECT u.name, u.is_admin AND k.kind <> 'cli' FROM tokens k JOIN users u ON u.id = k.user_id "
+    f"SELECT u.name, u.is_admin AND k.kind <> '{SCOPED_TOKEN_KIND}' "  # noqa: S608 - a constant
+    "FROM tokens k JOIN users u ON u.id = k.user_id "
     "WHERE k.digest = {0} AND NOT u.disabled AND (k.expires_at IS NULL OR k.expires_at > {1})"
 )
 

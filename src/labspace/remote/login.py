@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imported where used: `labspace tunnel` reads the login without it
     import httpx
 
+TOKEN_ENV = "LABSPACE_TOKEN"  # a token given by hand wins over the saved login
 LOGIN_FILE = "login.json"
 KEY_FILE = "id_ed25519"
 

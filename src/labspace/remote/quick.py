@@ -16,10 +16,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from labspace.remote.login import load_login
+from labspace.remote.login import TOKEN_ENV, load_login
 from labspace.remote.tunnel import Endpoint, TunnelRefused, stdio
-
-TOKEN_ENV = "LABSPACE_TOKEN"
 
 
 def parse(args: list[str]) -> tuple[str, str, str, int] | None:

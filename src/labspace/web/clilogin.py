@@ -20,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from labspace.errors import InvalidInput, LabspaceError
+from labspace.identity.credentials import SCOPED_TOKEN_KIND
 from labspace.identity.devicelogin import LIFETIME_S, POLL_INTERVAL_S
 from labspace.identity.tokens import issue_token
 from labspace.state.models import User
 from labspace.web.app import templates
-from labspace.web.deps import SCOPED_TOKEN_KIND, CallerDep, HubDep, csrf_token
+from labspace.web.deps import CallerDep, HubDep, csrf_token
 
 router = APIRouter()
 

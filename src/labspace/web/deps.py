@@ -11,6 +11,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from labspace.errors import NotAuthenticated, NotFound, PermissionDenied
 from labspace.hub import Hub
+from labspace.identity.credentials import SCOPED_TOKEN_KIND
 from labspace.identity.tokens import digest, resolve_token
 from labspace.origins import Origins
 from labspace.state.models import User
@@ -19,7 +20,6 @@ from labspace.workspaces.store import WorkspaceRecord
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "X-CSRF-Token"
-SCOPED_TOKEN_KIND = "cli"  # tokens from `labspace login`: never admin powers
 
 
 def get_hub(request: Request) -> Hub:
