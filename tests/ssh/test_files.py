@@ -22,9 +22,9 @@ async def test_the_host_key_is_made_once_owned_by_the_workspace_user(tmp_path: P
                              text=True, check=True).stdout.split()
     assert " ".join(derived[:2]) == public.split(" ", 2)[0] + " " + public.split()[1]
     assert await files.ensure_host_key(7, uid=4242) == public  # kept, not remade
-    assert files.host_public_key(7) == public
+    assert (files.host_dir(7) / f"{HOST_KEY}.pub").read_text().strip() == public
     await files.remove_host_key(7)
-    assert files.host_public_key(7) is None
+    assert not files.host_dir(7).exists()
 
 
 async def test_nobody_lists_who_has_keys_or_workspaces(tmp_path: Path) -> None:

@@ -51,12 +51,6 @@ class SshFiles:
         """The workspace's host public key ("ssh-ed25519 AAAA..."), made on first use."""
         return await asyncio.to_thread(self._ensure_host_key, workspace_id, uid)
 
-    def host_public_key(self, workspace_id: int) -> str | None:
-        try:
-            return (self.host_dir(workspace_id) / f"{HOST_KEY}.pub").read_text().strip()
-        except FileNotFoundError:
-            return None
-
     async def remove_host_key(self, workspace_id: int) -> None:
         await asyncio.to_thread(shutil.rmtree, self.host_dir(workspace_id), True)
 

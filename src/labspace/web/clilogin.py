@@ -24,8 +24,8 @@ from labspace.identity.credentials import SCOPED_TOKEN_KIND
 from labspace.identity.devicelogin import LIFETIME_S, POLL_INTERVAL_S
 from labspace.identity.tokens import issue_token
 from labspace.state.models import User
-from labspace.web.app import templates
-from labspace.web.deps import CallerDep, HubDep, csrf_token
+from labspace.web.deps import Caller, CallerDep, HubDep
+from labspace.web.pages import render_page
 
 router = APIRouter()
 
@@ -118,8 +118,7 @@ async def approve(
                  client=pending.client)
 
 
-def _page(request: Request, caller: CallerDep, *, code: str = "", client: str = "",
+def _page(request: Request, caller: Caller, *, code: str = "", client: str = "",
           error: str = "", done: str = "", status: int = 200) -> Response:
-    return templates.TemplateResponse(request, "cli-login.html", {
-        "caller": caller, "csrf": csrf_token(request, caller), "code": code,
-        "client": client, "error": error, "done": done}, status_code=status)
+    return render_page(request, "cli-login.html", caller, status, code=code, client=client,
+                       error=error, done=done)

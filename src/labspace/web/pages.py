@@ -56,9 +56,10 @@ templates.env.filters["when"] = _when
 templates.env.filters["bytes"] = _bytes
 
 
-def _render(
+def render_page(
     request: Request, view: str, caller: Caller, status: int = 200, **context: Any
 ) -> Response:
+    """A page for a logged-in caller: every one gets ``caller`` and its form's ``csrf``."""
     context.update(caller=caller, csrf=csrf_token(request, caller),
                    name_pattern=HTML_NAME_PATTERN, name_hint=NAME_HINT)
     return templates.TemplateResponse(request, view, context, status_code=status)
@@ -86,7 +87,7 @@ async def _home(
     records = await hub.store.list(owner=caller.name)
     specs = await hub.templates.list()
     names = {spec.name: spec.display_name for spec in specs}
-    return _render(
+    return render_page(
         request, "home.html", caller, status, workspaces=records, templates=specs,
         template_names=names, error=error, form=form or {}, transient=TRANSIENT,
     )
@@ -143,7 +144,7 @@ async def workspace_page(
     # The steps of the operation under way (or the last one): from the last "queued".
     starts = [i for i, event in enumerate(events) if event.state == State.PENDING]
     steps = events[starts[-1]:] if starts else events[-1:]
-    return _render(
+    return render_page(
         request, "workspace.html", caller, ws=record, events=events, steps=steps, busy=busy,
         launch=launch, template_name=spec_names.get(record.template, record.template),
         url=_workspace_url(record.owner, record.name),
@@ -186,7 +187,7 @@ async def delete_workspace(
 
 @router.get("/token")
 async def token_page(request: Request, caller: CallerDep) -> Response:
-    return _render(request, "token.html", caller, token=None, note="")
+    return render_page(request, "token.html", caller, token=None, note="")
 
 
 @router.post("/token")
@@ -196,7 +197,7 @@ async def token_create(
 ) -> Response:
     async with hub.db.session() as session:
         token = await issue_token(session, caller.user, kind="api", note=note.strip())
-    return _render(request, "token.html", caller, token=token, note=note.strip(),
+    return render_page(request, "token.html", caller, token=token, note=note.strip(),
                    hub_url=(hub.settings.public_url or str(request.base_url)).rstrip("/"))
 
 
@@ -214,7 +215,7 @@ async def _admin(
     rows = list(zip(await api.workspace_usage(hub, records), records, strict=True))
     # Checked on each visit (one statvfs, off the event loop): a fixed mount clears it at once.
     homes_warning = await asyncio.to_thread(homes_mount_problem, hub.settings.homes)
-    return _render(
+    return render_page(
         request, "admin.html", caller, status, users=users, templates=specs, rows=rows,
         error=error, created=created, form=form or {}, homes_warning=homes_warning,
     )
@@ -256,6 +257,6 @@ async def admin_enable_user(name: str, caller: AdminDep, hub: HubDep) -> Respons
 @router.get("/admin/templates/{name}")
 async def admin_template(request: Request, name: str, caller: AdminDep, hub: HubDep) -> Response:
     spec = await hub.templates.get(name)
-    return _render(request, "template.html", caller, spec=spec,
+    return render_page(request, "template.html", caller, spec=spec,
                    spec_json=spec.model_dump_json(indent=2))
 

@@ -14,8 +14,8 @@ from fastapi.responses import RedirectResponse
 from labspace.errors import LabspaceError, PermissionDenied
 from labspace.ssh.files import SSH_PORT
 from labspace.state.models import MAX_ID
-from labspace.web.app import templates
-from labspace.web.deps import CallerDep, HubDep, csrf_token, visible_workspace
+from labspace.web.deps import CallerDep, HubDep, visible_workspace
+from labspace.web.pages import render_page
 from labspace.web.schemas import KeyCreate, KeyPublic, SshFacts
 
 router = APIRouter()
@@ -59,10 +59,9 @@ async def ssh_facts(owner: str, name: str, caller: CallerDep, hub: HubDep) -> Ss
 @router.get("/hub/keys", include_in_schema=False)
 async def keys_page(request: Request, caller: CallerDep, hub: HubDep,
                     error: str = "", added: str = "") -> Response:
-    return templates.TemplateResponse(request, "keys.html", {
-        "caller": caller, "csrf": csrf_token(request, caller), "error": error[:300],
-        "added": added[:100], "keys": await hub.ssh_keys.list(caller.name),
-    }, status_code=400 if error else 200)
+    return render_page(request, "keys.html", caller, 400 if error else 200,
+                       error=error[:300], added=added[:100],
+                       keys=await hub.ssh_keys.list(caller.name))
 
 
 @router.post("/hub/keys", include_in_schema=False)
