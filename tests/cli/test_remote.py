@@ -68,3 +68,18 @@ def test_the_fast_start_loads_no_cli_framework() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("words", "split"), [
+    (["-L", "8080:localhost:8888", "-v", "ls", "-la"],
+     (["-L", "8080:localhost:8888", "-v"], ["ls", "-la"])),
+    (["-o", "LogLevel=ERROR", "hostname"], (["-o", "LogLevel=ERROR"], ["hostname"])),
+    (["echo", "-n", "x"], ([], ["echo", "-n", "x"])),  # options of the command stay its own
+    (["-o"], (["-o"], [])),
+    ([], ([], [])),
+])
+def test_labspace_ssh_tells_ssh_options_from_the_command(
+        words: list[str], split: tuple[list[str], list[str]]) -> None:
+    from labspace.cli.ssh import split_ssh_words
+
+    assert split_ssh_words(words) == split

@@ -254,6 +254,8 @@ def test_a_stopped_workspace_ends_an_open_session(laptop: Laptop,
     finally:
         if session.poll() is None:
             session.kill()
+    started = laptop.cli("ssh", WORKSPACE, "echo", "back")  # starts it first, then connects
+    assert started.stdout.strip() == "back" and f"starting alice/{WORKSPACE}" in started.stderr
     ensure_running(people["alice"], WORKSPACE)
 
 

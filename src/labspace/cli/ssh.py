@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from labspace.cli.client import Client, UrlOption, connect, public_url, split_workspace
+from labspace.cli.workspaces import start_and_follow
 from labspace.errors import (
     Conflict,
     InvalidInput,
@@ -101,8 +102,8 @@ def logout() -> None:
         except NotAuthenticated:
             pass  # revoked or expired already
         except LabspaceError as exc:
-            _err(f"warning: the hub was not told ({exc.message}); revoke the token under "
-                 "API token in the web UI")
+            _err(f"warning: the hub was not told ({exc.message}); revoke the token with "
+                 "DELETE /hub/api/tokens/ID (GET /hub/api/tokens lists them)")
     logins.forget_login()
     _err(f"Logged out of {saved.url}.")
 
@@ -153,10 +154,7 @@ def _ensure_running(client: Client, owner: str, name: str) -> None:
     if record["state"] == "running":
         return
     _err(f"starting {owner}/{name}...")
-    client.post(f"/workspaces/{owner}/{name}/start")
-    for _event in client.events(owner, name):
-        pass
-    record = client.get(f"/workspaces/{owner}/{name}")
+    record = start_and_follow(client, owner, name, quiet=True)  # stdout is the session's
     if record["state"] != "running":
         raise RuntimeFailure(f"{owner}/{name} is {record['state']}: {record['message']}")
 
@@ -186,25 +184,21 @@ def ssh(
     identity = _identity()
     if identity is not None:
         args += ["-i", str(identity)]
-    args += [*_ssh_options(command or []), entry.alias, *_remote_command(command or [])]
+    options, remote_command = split_ssh_words(command or [])
+    args += [*options, entry.alias, *remote_command]
     os.execv(ssh_program, args)  # noqa: S606 - ssh takes over the terminal, as `ssh` would
 
 
-def _ssh_options(words: list[str]) -> list[str]:
-    """Leading words that start with "-" are ssh's options (-L 8080:..., -v)."""
-    options, index = [], 0
+def split_ssh_words(words: list[str]) -> tuple[list[str], list[str]]:
+    """(ssh's options, the remote command): the leading words that start with "-" are
+    options, with the value of those that take one (-L 8080:..., -o X=y, -v)."""
+    index = 0
     while index < len(words) and words[index].startswith("-"):
-        options.append(words[index])
-        if words[index] in ("-L", "-R", "-D", "-o", "-p", "-i", "-F", "-J", "-W", "-E"):
-            index += 1
-            if index < len(words):
-                options.append(words[index])
-        index += 1
-    return options
-
-
-def _remote_command(words: list[str]) -> list[str]:
-    return words[len(_ssh_options(words)):]
+        takes_value = words[index] in ("-L", "-R", "-D", "-o", "-p", "-i", "-F", "-J", "-W",
+                                       "-E")
+        index += 2 if takes_value else 1
+    index = min(index, len(words))
+    return words[:index], words[index:]
 
 
 def config_ssh(

@@ -68,6 +68,14 @@ def _follow(client: Client, owner: str, name: str, after: int, quiet: bool) -> d
     return dict(client.get(f"/workspaces/{owner}/{name}"))
 
 
+def start_and_follow(client: Client, owner: str, name: str, *, quiet: bool) -> dict[str, Any]:
+    """Start a workspace and follow its new progress events until it settles; its final
+    record (``labspace workspace start``, and ``labspace ssh`` for a stopped workspace)."""
+    after = _last_event_id(client, owner, name)
+    client.post(f"/workspaces/{owner}/{name}/start")
+    return _follow(client, owner, name, after, quiet)
+
+
 def _finish_start(client: Client, record: dict[str, Any], as_json: bool) -> None:
     owner, name = record["owner"], record["name"]
     if record["state"] == "failed":
@@ -170,16 +178,14 @@ def start(
     """Start a workspace and show its progress until it is running (or failed)."""
     with connect(url) as client:
         owner, name = split_workspace(workspace, client)
-        after = 0 if no_wait else _last_event_id(client, owner, name)
-        record = client.post(f"/workspaces/{owner}/{name}/start")
         if no_wait:
+            record = client.post(f"/workspaces/{owner}/{name}/start")
             if as_json:
                 print_json(record)
             else:
                 console.print(f"{owner}/{name} is {_state(record['state'])}")
             return
-        final = _follow(client, owner, name, after, as_json)
-        _finish_start(client, final, as_json)
+        _finish_start(client, start_and_follow(client, owner, name, quiet=as_json), as_json)
 
 
 @app.command("stop")
