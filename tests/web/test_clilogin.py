@@ -9,6 +9,7 @@ import re
 import httpx
 
 from labspace.identity.devicelogin import MAX_PENDING_PER_ADDRESS, MAX_WRONG_CODES
+from labspace.identity.tokens import issue_token
 from labspace.testing import FakeRuntime
 from tests.web.test_sshkeys import _hub
 
@@ -112,3 +113,31 @@ async def test_the_page_asks_for_a_login_first_and_comes_back_with_the_code(
                             headers={**HTML, "Authorization": ""})
     assert page.status_code == 303
     assert page.headers["location"] == "/hub/login?next=/hub/cli-login%3Fcode%3DBCDF-GHJK"
+
+
+async def test_a_browser_session_approves_only_from_its_own_page(
+        api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    """With a session cookie, as a browser: a post from another origin, or with a forged
+    CSRF token, approves nothing."""
+    client, _ = api
+    hub = _hub(client)
+    user = await hub.users.get("ada")
+    async with hub.db.session() as session:
+        cookie = await issue_token(session, user, kind="session", max_age=3600)
+    flow = await _begin(client)
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://hub",
+                                 cookies={hub.settings.session_cookie: cookie},
+                                 headers={**HTML, "Origin": "http://hub"}) as browser:
+        page = await browser.get("/hub/cli-login")
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and csrf
+        data = {"code": flow["user_code"], "decision": "approve", "_csrf": csrf.group(1)}
+        elsewhere = await browser.post("/hub/cli-login", data=data,
+                                       headers={"Origin": "http://evil.localhost"})
+        assert elsewhere.status_code == 403
+        forged = await browser.post("/hub/cli-login", data={**data, "_csrf": "forged"})
+        assert forged.status_code == 403
+        assert (await _poll(client, flow["device_code"])).json()["error"] == \
+            "authorization_pending"
+        approved = await browser.post("/hub/cli-login", data=data)  # its own page: works
+        assert "is logged in as" in approved.text
