@@ -72,7 +72,7 @@ def run_proxy_process(port: int, upstream_port: int, hub_port: int, src: str) ->
     sys.path.insert(0, src)
     from labspace.config import load_settings
     from labspace.identity.credentials import digest
-    from labspace.proxy.app import run_proxy
+    from labspace.proxy.process import run_proxy
     from labspace.proxy.source import Principal, Route
 
     class StaticRouteSource:

@@ -19,13 +19,17 @@ from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import UserService
+from labspace.origins import Origins
 from labspace.runtime import Runtime
+from labspace.sharing.service import PortSharing
+from labspace.sharing.store import ShareStore
 from labspace.ssh import SshFiles, SshKeyStore
 from labspace.state.db import Database
 from labspace.state.models import User
 from labspace.storage.mounts import warn_about_homes_mount
 from labspace.storage.permissions import secure_data_dir
 from labspace.templates import builtin_templates
+from labspace.templates.model import TemplateSpec
 from labspace.templates.store import TemplateStore
 from labspace.workspaces.events import EventBus
 from labspace.workspaces.manager import WorkspaceManager
@@ -52,6 +56,7 @@ class Hub:
     proxy: ProxyNotifier
     login_throttle: LoginThrottle  # in the database: a restart or another hub forgets nothing
     ssh_keys: SshKeyStore
+    sharing: PortSharing
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -67,6 +72,13 @@ class Hub:
             if record.state != State.STOPPED:
                 await self.manager.stop(record.owner, record.name)
         return user
+
+    async def save_template(self, spec: TemplateSpec, *, replace: bool) -> TemplateSpec:
+        """Add or replace a template; a lowered port_sharing lowers the shares made under
+        it at once."""
+        saved = await self.templates.add(spec, replace=replace)
+        await self.sharing.apply_cap(saved.name, saved.port_sharing)
+        return saved
 
     async def reinstate(self, name: str) -> User:
         """Enable a disabled account again, with the SSH keys it had."""
@@ -126,10 +138,13 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     runtime = runtime or default_runtime(settings)
     ssh_keys = SshKeyStore(db, SshFiles(settings.homes))
     manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys)
+    proxy = ProxyNotifier(settings.control_socket)
+    sharing = PortSharing(ShareStore(db), runtime, templates,
+                          Origins(settings.url, settings.apps_domain), proxy.shares_lowered)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
                store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus,
-               proxy=ProxyNotifier(settings.control_socket), login_throttle=LoginThrottle(db),
-               ssh_keys=ssh_keys)
+               proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
+               sharing=sharing)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,15 @@ The path keeps the ``/user/<owner>/<workspace>/`` prefix the app was started wit
 ``apps_domain`` on or off needs no workspace restart (JupyterHub's subdomain mode does the
 same). The label is injective: names never contain ``--`` nor start or end with a dash, so
 ``<workspace>--<owner>`` splits back into exactly one pair, and it is at most 30 + 2 + 30 = 62
-characters (DNS allows 63). Labels of any other shape (three ``--`` parts, or a first part that
-starts with a digit) are left for the hosts of shared ports and instant-app claims.
+characters (DNS allows 63). A port its owner shared (labspace.sharing) has a host of its own,
+so a shared app never shares an origin with the workspace or another port::
+
+    https://<port>-<workspace>--<owner>.<apps_domain>/...
+
+A label starting with a digit is a shared port's (names start with a letter); the port is
+written without leading zeros, so each port has exactly one host. Such a label can pass 63
+characters when both names are long: that workspace's ports cannot be shared by link (the
+API says so), only forwarded. Other shapes are left for instant-app claims.
 
 Stdlib only: the proxy imports it.
 """
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 SEPARATOR = "--"
+MAX_LABEL = 63  # DNS: the longest label, and what wildcard certificates and resolvers accept
 # Served by the proxy on every workspace host: turns the hub's ticket into a host cookie.
 AUTH_PATH = "/_labspace/auth"
 
@@ -64,23 +72,62 @@ class Origins:
     def workspace_origin(self, owner: str, workspace: str) -> str:
         return f"{self.scheme}://{self.workspace_host(owner, workspace)}{self._port_suffix}"
 
+    def share_host(self, owner: str, workspace: str, port: int) -> str:
+        """The host of a shared port; ValueError when there is no apps_domain or the label
+        would be longer than DNS allows."""
+        if not self.apps_domain:
+            raise ValueError("shared ports need apps_domain")
+        label = f"{port}-{workspace}{SEPARATOR}{owner}"
+        if len(label) > MAX_LABEL:
+            raise ValueError(f"the host name {label!r} would be longer than the {MAX_LABEL} "
+                             "characters DNS allows in one label")
+        return f"{label}.{self.apps_domain}"
+
+    def share_origin(self, owner: str, workspace: str, port: int) -> str:
+        return f"{self.scheme}://{self.share_host(owner, workspace, port)}{self._port_suffix}"
+
     def is_app_host(self, host: str) -> bool:
         """True for any name under apps_domain (a Host header value, port allowed)."""
         return bool(self.apps_domain) and split_host(host).endswith("." + str(self.apps_domain))
 
     def workspace_of(self, host: str) -> tuple[str, str] | None:
         """(owner, workspace) whose host this is, or None for any other host."""
+        label = self._label(host)
+        if not label or label[0].isdigit():
+            return None
+        return _owner_and_workspace(label)
+
+    def share_of(self, host: str) -> tuple[str, str, int] | None:
+        """(owner, workspace, port) whose shared port's host this is, or None."""
+        label = self._label(host)
+        port_text, dash, rest = label.partition("-")
+        if not (dash and port_text.isdigit() and port_text[0] != "0" and len(port_text) <= 5
+                and rest[:1].isalpha()):
+            return None
+        port = int(port_text)
+        found = _owner_and_workspace(rest)
+        if found is None or not 1 <= port <= 65535:
+            return None
+        return found[0], found[1], port
+
+    def _label(self, host: str) -> str:
+        """The first label of a host right under apps_domain ('' for any other host)."""
         if not self.is_app_host(host):
-            return None
+            return ""
         label = split_host(host)[: -len(str(self.apps_domain)) - 1]
-        parts = label.split(SEPARATOR)
-        if len(parts) != 2 or not all(parts) or "." in label or label[0].isdigit():
-            return None
-        workspace, owner = parts
-        if workspace.endswith("-") or owner.startswith("-"):
-            return None  # "a---b": the separator is ambiguous; no valid name pair makes it
-        return owner, workspace
+        return "" if "." in label else label
 
     def own_origin(self, host: str) -> str:
         """The origin a request to ``host`` (a Host header value) was made to."""
         return f"{self.scheme}://{host.strip().lower()}"
+
+
+def _owner_and_workspace(label: str) -> tuple[str, str] | None:
+    """'<workspace>--<owner>' -> (owner, workspace), or None for any other shape."""
+    parts = label.split(SEPARATOR)
+    if len(parts) != 2 or not all(parts):
+        return None
+    workspace, owner = parts
+    if workspace.endswith("-") or owner.startswith("-"):
+        return None  # "a---b": the separator is ambiguous; no valid name pair makes it
+    return owner, workspace

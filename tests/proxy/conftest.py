@@ -30,6 +30,7 @@ class StaticRouteSource:
 
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
+    shares: dict[tuple[str, str, int], str] = field(default_factory=dict)
     route_calls: int = 0
     principal_calls: int = 0
 
@@ -42,6 +43,9 @@ class StaticRouteSource:
         self.principal_calls += 1
         by_digest = {digest(token): who for token, who in self.principals.items()}
         return by_digest.get(token_digest)
+
+    async def share_level(self, owner: str, workspace: str, port: int) -> str:
+        return self.shares.get((owner, workspace, port), "private")
 
 
 @dataclass

@@ -44,6 +44,9 @@ UrlOption = Annotated[
         help="Hub address (default: the configured hub_address, e.g. http://127.0.0.1:8081).",
     ),
 ]
+# A workspace argument: NAME (the caller's own) or OWNER/NAME (split_workspace).
+WorkspaceRef = Annotated[str, typer.Argument(help="NAME (yours) or OWNER/NAME.",
+                                             metavar="[OWNER/]NAME")]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the API's JSON instead of a table (for scripts).")
 ]
@@ -148,6 +151,9 @@ class Client:
 
     def post(self, path: str, body: Any = None, **params: Any) -> Any:
         return _decode(self.request("POST", path, json=body, params=params or None))
+
+    def put(self, path: str, body: Any = None) -> Any:
+        return _decode(self.request("PUT", path, json=body))
 
     def delete(self, path: str) -> Any:
         return _decode(self.request("DELETE", path))

@@ -13,6 +13,7 @@ from labspace.cli import (
     images,
     keys,
     nodes,
+    ports,
     remote,
     server,
     ssh,
@@ -47,6 +48,7 @@ app.command("ssh", context_settings={"allow_interspersed_args": False,
                                      "ignore_unknown_options": True})(ssh.ssh)
 app.command("config-ssh")(ssh.config_ssh)
 app.add_typer(keys.app, name="key", help="Add, list and remove your SSH public keys.")
+app.add_typer(ports.app, name="port", help="List a workspace's ports; share one by link.")
 
 
 def _version(value: bool) -> None:

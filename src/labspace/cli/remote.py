@@ -13,11 +13,9 @@ from typing import Annotated
 
 import typer
 
-from labspace.cli.client import UrlOption, connect, public_url, split_workspace
+from labspace.cli.client import UrlOption, WorkspaceRef, connect, public_url, split_workspace
 from labspace.errors import InvalidInput, RuntimeFailure
 from labspace.remote.tunnel import Endpoint, TunnelRefused, forward, stdio
-
-Ref = Annotated[str, typer.Argument(help="NAME (yours) or OWNER/NAME.", metavar="[OWNER/]NAME")]
 
 
 def _endpoint(ref: str, url: str | None) -> Endpoint:
@@ -42,7 +40,7 @@ def parse_mapping(text: str) -> tuple[int, int]:
 
 
 def tunnel(
-    ref: Ref,
+    ref: WorkspaceRef,
     port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535,
                                       help="The workspace's port (22: its SSH server).")] = 22,
     url: UrlOption = None,
@@ -58,7 +56,7 @@ def tunnel(
 
 
 def port_forward(
-    ref: Ref,
+    ref: WorkspaceRef,
     mappings: Annotated[list[str], typer.Argument(
         help="LOCAL:REMOTE (or PORT for both); LOCAL 0 picks a free port.",
         metavar="LOCAL:REMOTE...")],

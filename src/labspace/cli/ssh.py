@@ -17,7 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
-from labspace.cli.client import Client, UrlOption, connect, public_url, split_workspace
+from labspace.cli.client import (
+    Client,
+    UrlOption,
+    WorkspaceRef,
+    connect,
+    public_url,
+    split_workspace,
+)
 from labspace.cli.workspaces import start_and_follow
 from labspace.errors import (
     Conflict,
@@ -29,7 +36,6 @@ from labspace.errors import (
 from labspace.remote import login as logins
 from labspace.remote import sshconfig
 
-Ref = Annotated[str, typer.Argument(help="NAME (yours) or OWNER/NAME.", metavar="[OWNER/]NAME")]
 KNOWN_HOSTS = "known_hosts"
 DEFAULT_PREFIX = "labspace"
 
@@ -160,7 +166,7 @@ def _ensure_running(client: Client, owner: str, name: str) -> None:
 
 
 def ssh(
-    ref: Ref,
+    ref: WorkspaceRef,
     command: Annotated[list[str] | None, typer.Argument(
         help="A command to run instead of a shell (put ssh options before it after --).")
     ] = None,

@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from labspace.cli.client import Client, JsonOption, UrlOption, connect, print_json, split_workspace
+from labspace.cli.client import (
+    Client,
+    JsonOption,
+    UrlOption,
+    WorkspaceRef,
+    connect,
+    print_json,
+    split_workspace,
+)
 from labspace.errors import InvalidInput, LabspaceError, StartFailed
 
 app = typer.Typer(no_args_is_help=True, help="List, start, stop and delete workspaces.")
@@ -26,7 +34,6 @@ _STATE_STYLE = {
     "stopping": "yellow",
 }
 
-Ref = Annotated[str, typer.Argument(help="NAME (yours) or OWNER/NAME.", metavar="[OWNER/]NAME")]
 
 
 def _state(state: str, width: int = 0) -> str:
@@ -168,7 +175,7 @@ def create(
 
 @app.command("start")
 def start(
-    workspace: Ref,
+    workspace: WorkspaceRef,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Return at once instead of following progress.")
     ] = False,
@@ -189,7 +196,7 @@ def start(
 
 
 @app.command("stop")
-def stop(workspace: Ref, url: UrlOption = None, as_json: JsonOption = False) -> None:
+def stop(workspace: WorkspaceRef, url: UrlOption = None, as_json: JsonOption = False) -> None:
     """Stop a workspace (waits until its container has stopped; files in the home stay)."""
     with connect(url) as client:
         owner, name = split_workspace(workspace, client)
@@ -203,7 +210,7 @@ def stop(workspace: Ref, url: UrlOption = None, as_json: JsonOption = False) -> 
 
 @app.command("delete")
 def delete(
-    workspace: Ref,
+    workspace: WorkspaceRef,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     url: UrlOption = None,
 ) -> None:
@@ -226,7 +233,7 @@ def delete(
 
 @app.command("logs")
 def logs(
-    workspace: Ref,
+    workspace: WorkspaceRef,
     tail: Annotated[int, typer.Option(help="Number of lines from the end (1-5000).",
                                       min=1, max=5000)] = 100,
     url: UrlOption = None,

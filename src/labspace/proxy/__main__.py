@@ -18,8 +18,8 @@ def main() -> None:
         secure_data_dir(settings)  # the database it reads holds every workspace's secret
     except InsecureDataDir as error:
         sys.exit(f"labspace proxy: {error}")
-    from labspace.proxy.app import run_proxy
     from labspace.proxy.dbsource import DatabaseRouteSource
+    from labspace.proxy.process import run_proxy
 
     run_proxy(settings, DatabaseRouteSource(settings.db_url))
 

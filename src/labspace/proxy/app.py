@@ -7,6 +7,7 @@
     /_labspace/proxy/health    200 JSON
     <ws>--<owner>.<apps_domain>/user/<owner>/<ws>/...   a workspace on its own host (origin);
                                /_labspace/auth there turns the hub's ticket into a host cookie
+    <port>-<ws>--<owner>.<apps_domain>/...   a port the owner shared (sharehost.py)
 
 Who may open a workspace, and from which page, is decided in gate.py; see docs/architecture.md
 ("Origins") for why workspaces need an origin of their own.
@@ -16,12 +17,9 @@ Routing works on the raw path, so percent-encoded bytes reach the upstream exact
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import resource
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
@@ -34,12 +32,11 @@ from labspace.hubedge import PROXY_HEADER, proxy_proof
 from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
-from labspace.proxy import gate, pages, tunnel
+from labspace.proxy import gate, pages, sharehost, tunnel
 from labspace.proxy.apphost import AppHosts
 from labspace.proxy.bodycap import CappedBody, too_large, too_large_for_hub
 from labspace.proxy.cache import CachedRouteSource
 from labspace.proxy.connections import OpenConnections
-from labspace.proxy.control import start_control
 from labspace.proxy.forward import (
     UpstreamUnavailable,
     can_go_fast,
@@ -62,6 +59,7 @@ from labspace.proxy.headers import InvalidHeader, secret_field, upstream_head, u
 from labspace.proxy.source import Route, RouteSource
 from labspace.proxy.upstream import UpstreamPool
 from labspace.proxy.websocket import forward_websocket
+from labspace.sharing.levels import admits, level_of
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +164,19 @@ class Proxy:
         self.source.forget_principals(digests, users)
         return self.connections.revoke(digests, users)
 
+    def lower_share(self, owner: str, workspace: str, port: int, level: str) -> int:
+        """A share was lowered: re-read its level, and close what it no longer admits."""
+        self.source.forget_share(owner, workspace, port)
+        new_level = level_of(level)
+        return self.connections.lower_share(
+            (owner, workspace, port),
+            lambda caller: admits(new_level, caller.user if caller else None, owner))
+
     async def to_hub(self, request: web.Request, path: str) -> web.StreamResponse:
         """Forward to the hub with the proof that the proxy did (only the hub gets it) and
         no body bigger than the hub takes (bodycap.py): refused by Content-Length before
         connecting, or cut off once a chunked body passes the cap."""
-        websocket = _is_websocket(request)
+        websocket = gate.is_websocket(request)
         if too_large_for_hub(request):
             return too_large(request)
         if still_counted(request):
@@ -207,7 +213,7 @@ class Proxy:
         if "Authorization" in request.headers or self.session_cookie in request.headers.get(
                 "Cookie", ""):
             with contextlib.suppress(Exception):  # only bookkeeping: the hub decides access
-                await self._caller(request, self._session_digests(request))
+                await self.caller(request, self._session_digests(request))
 
     # ------------------------------------------------------------------ workspaces
 
@@ -217,9 +223,9 @@ class Proxy:
         if parsed is None:
             return pages.not_found(request)
         owner, name, tail = parsed
-        websocket = _is_websocket(request)
+        websocket = gate.is_websocket(request)
         try:
-            caller = await self._caller(request, self._session_digests(request))
+            caller = await self.caller(request, self._session_digests(request))
         except Exception:
             log.exception("route source failed looking up a credential")
             return pages.source_down(request)
@@ -237,7 +243,7 @@ class Proxy:
             # own browser session may load them (an admin's would hand the owner the hub).
             if caller.user != owner:
                 return pages.owner_only(request, caller.is_admin)
-            refused = self._cross_origin(request, websocket)
+            refused = self.cross_origin_refusal(request, websocket)
             if refused is not None:
                 return refused
             if gate.is_service_worker_script(request):
@@ -253,11 +259,11 @@ class Proxy:
         if parsed is None:
             return pages.not_found(request)
         owner, name, port = parsed
-        if not _is_websocket(request):
+        if not gate.is_websocket(request):
             return pages.error(request, 400, "Not a WebSocket",
                                "a tunnel is opened by `labspace tunnel`, over a WebSocket")
         try:  # the Authorization header only: a cookie never opens a tunnel
-            caller = await self._caller(request, [])
+            caller = await self.caller(request, [])
         except Exception:
             log.exception("route source failed looking up a credential")
             return pages.source_down(request)
@@ -266,7 +272,7 @@ class Proxy:
         if caller.user != owner:
             return pages.error(request, 403, "Not your workspace",
                                "only a workspace's owner opens a tunnel into it")
-        route = await self._running_route(request, owner, name)
+        route = await self.running_route(request, owner, name)
         if isinstance(route, web.Response):
             return route
         host = tunnel.target_host(route.target or "")
@@ -281,6 +287,9 @@ class Proxy:
     async def app_host(self, request: web.Request, path: str) -> web.StreamResponse:
         """Everything on a workspace's own host (apps_domain)."""
         request[pages.HUB_ORIGIN] = self.origins.hub_origin
+        shared = self.origins.share_of(request.host)
+        if shared is not None:
+            return await sharehost.serve(self, request, *shared)
         found = self.origins.workspace_of(request.host)
         if found is None:
             return pages.not_found(request)
@@ -295,9 +304,9 @@ class Proxy:
         if parsed is None or parsed[:2] != (owner, name):
             return pages.not_found(request)  # a workspace host serves its workspace only
         tail = parsed[2]
-        websocket = _is_websocket(request)
+        websocket = gate.is_websocket(request)
         try:
-            caller = await self._caller(request, self.hosts.session_digests(request, host))
+            caller = await self.caller(request, self.hosts.session_digests(request, host))
         except Exception:
             log.exception("route source failed looking up a credential")
             return pages.source_down(request)
@@ -309,12 +318,12 @@ class Proxy:
         if not caller.may_open(owner):
             return pages.forbidden(request)
         if caller.via_cookie:
-            refused = self._cross_origin(request, websocket)
+            refused = self.cross_origin_refusal(request, websocket)
             if refused is not None:
                 return refused
         return await self._route_and_forward(request, caller, owner, name, path, tail, websocket)
 
-    def _cross_origin(self, request: web.Request, websocket: bool) -> web.Response | None:
+    def cross_origin_refusal(self, request: web.Request, websocket: bool) -> web.Response | None:
         if gate.needs_same_origin(request, websocket) and not gate.same_origin(
                 request, self.origins):
             log.info("refused a cross-origin %s %s from %r", request.method, request.path,
@@ -323,7 +332,7 @@ class Proxy:
                                       "workspace's own pages")
         return None
 
-    async def _running_route(self, request: web.Request, owner: str,
+    async def running_route(self, request: web.Request, owner: str,
                              name: str) -> Route | web.Response:
         """The workspace's route when it is running with a target, else the page saying
         why not (no such workspace, not running, the source down)."""
@@ -342,12 +351,12 @@ class Proxy:
                                  name: str, path: str, tail: str,
                                  websocket: bool) -> web.StreamResponse:
         for attempt in (1, 2):
-            route = await self._running_route(request, owner, name)
+            route = await self.running_route(request, owner, name)
             if isinstance(route, web.Response):
                 return route
             self.connections.add(request, caller)  # until it ends, revocation can end it
             try:
-                return await self._forward(request, route, path, tail, websocket)
+                return await self.forward(request, route, path, tail, websocket)
             except UpstreamUnavailable as exc:
                 if exc.connect_failed and attempt == 1:
                     # The workspace may have moved or stopped: ask the source again, once.
@@ -359,7 +368,7 @@ class Proxy:
                 self.connections.discard(request)
         return pages.upstream_down(request)  # not reached
 
-    async def _forward(self, request: web.Request, route: Route, path: str, tail: str,
+    async def forward(self, request: web.Request, route: Route, path: str, tail: str,
                        websocket: bool) -> web.StreamResponse:
         assert route.target is not None
         try:
@@ -394,7 +403,7 @@ class Proxy:
                 for value in gate.cookie_values(request, self.session_cookie)
                 if len(value) <= MAX_TOKEN_LENGTH]
 
-    async def _caller(self, request: web.BaseRequest,
+    async def caller(self, request: web.BaseRequest,
                       cookie_digests: list[str]) -> gate.Caller | None:
         """Who sent the request: an API token in the Authorization header, else a cookie."""
         token_digest = gate.bearer_digest(request)
@@ -409,11 +418,6 @@ class Proxy:
                 mark_authenticated(request)
                 return gate.Caller(principal.user, principal.is_admin, cookie_digest, True)
         return None
-
-
-def _is_websocket(request: web.BaseRequest) -> bool:
-    return (request.method == "GET"
-            and request.headers.get("Upgrade", "").lower() == "websocket")
 
 
 def _split_user_path(path: str) -> tuple[str, str, str] | None:
@@ -466,37 +470,3 @@ async def start_proxy(app: web.Application, host: str, port: int) -> web.AppRunn
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
     await site.start()
     return runner
-
-
-def _raise_open_files_limit() -> None:
-    """Every client and upstream connection is a file descriptor: use the hard limit."""
-    with contextlib.suppress(ValueError, OSError):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-async def _serve(settings: Settings, source: RouteSource) -> None:
-    app = create_app(settings, source)
-    runner = await start_proxy(app, settings.public_host, settings.public_port)
-    control = await start_control(app[PROXY_KEY].revoke, settings.control_socket)
-    log.info("proxy listening on %s:%s, hub at %s", settings.public_host,
-             settings.public_port, settings.hub_address)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-        log.info("proxy shutting down")
-    finally:
-        await control.cleanup()
-        await runner.cleanup()
-
-
-def run_proxy(settings: Settings, source: RouteSource) -> None:
-    """Run the proxy until SIGTERM/SIGINT, on uvloop; then shut down gracefully."""
-    import uvloop
-
-    _raise_open_files_limit()
-    uvloop.run(_serve(settings, source))

@@ -58,17 +58,19 @@ class AppHosts:
                  for value in gate.cookie_values(request, self.cookie_name))
         return [session for session in found if session]
 
-    async def redeem(self, request: web.BaseRequest, host: str, owner: str,
+    async def redeem(self, request: web.BaseRequest, host: str, owner: str | None,
                      source: RouteSource) -> web.StreamResponse:
+        """``owner`` None: a shared port's host, where anyone logged in gets a cookie (each
+        request is then checked against the port's share level)."""
         ticket = self.signer.open_ticket(request.query.get("ticket", ""), host)
         if ticket is None or not self.nonces.use(ticket.nonce, ticket.expires):
             return pages.ticket_refused(request)
         principal = await source.principal(ticket.session_digest)
         if principal is None:
             return pages.ticket_refused(request)
-        if principal.user != owner and not principal.is_admin:
+        if owner is not None and principal.user != owner and not principal.is_admin:
             return pages.forbidden(request)
-        response = pages.see_other(self._next(request))
+        response = pages.see_other(self._next(request, workspace=owner is not None))
         response.set_cookie(self.cookie_name, self.signer.cookie(host, ticket.session_digest),
                             path="/", httponly=True, samesite="Lax", secure=self.secure)
         # The ticket is spent, but keep it out of Referer headers all the same.
@@ -76,9 +78,10 @@ class AppHosts:
         return response
 
     @staticmethod
-    def _next(request: web.BaseRequest) -> str:
+    def _next(request: web.BaseRequest, workspace: bool) -> str:
         """Where to go once logged in: a path on this host only (never another site)."""
         target = request.query.get("next", "")
-        if target.startswith("/user/") and "\\" not in target and "//" not in target:
+        if (target.startswith("/user/" if workspace else "/") and "\\" not in target
+                and "//" not in target and target.isprintable()):
             return target
         return "/"

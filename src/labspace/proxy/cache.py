@@ -126,6 +126,8 @@ class CachedRouteSource:
         self._principals: TTLCache[Principal] = TTLCache(
             principal_ttl, negative_ttl, max_entries, clock
         )
+        # The hub names a share it lowers (forget_share); the TTL bounds a missed message.
+        self._shares: TTLCache[str] = TTLCache(route_ttl, negative_ttl, max_entries, clock)
 
     async def route(self, owner: str, workspace: str) -> Route | None:
         key = (owner, workspace)
@@ -134,6 +136,14 @@ class CachedRouteSource:
     async def principal(self, token_digest: str) -> Principal | None:
         return await self._principals.get(token_digest,
                                           lambda: self.source.principal(token_digest))
+
+    async def share_level(self, owner: str, workspace: str, port: int) -> str:
+        level = await self._shares.get((owner, workspace, port),
+                                       lambda: self.source.share_level(owner, workspace, port))
+        return level or "private"
+
+    def forget_share(self, owner: str, workspace: str, port: int) -> None:
+        self._shares.forget((owner, workspace, port))
 
     def forget_principals(self, digests: list[str], users: list[str]) -> None:
         """Drop these credentials, and every credential of these users (revocation)."""
@@ -151,3 +161,4 @@ class CachedRouteSource:
     def clear(self) -> None:
         self._routes.clear()
         self._principals.clear()
+        self._shares.clear()

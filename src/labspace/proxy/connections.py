@@ -4,6 +4,9 @@ Disabling a user, logging out or revoking a token must cut that principal off at
 when a cache entry expires, and open WebSockets (a terminal, a kernel) must close too. The
 hub tells the proxy (control.py); the proxy forgets the cached credentials and closes every
 forwarded request and WebSocket that the revoked credential or user let through.
+
+Connections to a shared port are registered with the port too: when its owner lowers the
+share level, those whose visitor the new level no longer admits are closed the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 CLIENT_WEBSOCKET: web.RequestKey[web.WebSocketResponse] = web.RequestKey(
     "labspace_client_websocket", web.WebSocketResponse)
 REVOKED_CLOSE_CODE = 1008  # policy violation: the credential is no longer valid
+ShareKey = tuple[str, str, int]  # (owner, workspace, port)
 
 
 class OpenConnections:
@@ -30,13 +34,15 @@ class OpenConnections:
 
     def __init__(self) -> None:
         # By id(): aiohttp requests are mutable mappings, so not hashable.
-        self._open: dict[int, tuple[web.BaseRequest, Caller]] = {}
+        self._open: dict[int, tuple[web.BaseRequest, Caller | None, ShareKey | None]] = {}
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, request: web.BaseRequest, caller: Caller) -> None:
-        self._open[id(request)] = (request, caller)
+    def add(self, request: web.BaseRequest, caller: Caller | None,
+            share: ShareKey | None = None) -> None:
+        """Register a forwarded request: ``caller`` None for a visitor of a public share."""
+        self._open[id(request)] = (request, caller, share)
 
     def discard(self, request: web.BaseRequest) -> None:
         self._open.pop(id(request), None)
@@ -44,13 +50,26 @@ class OpenConnections:
     def revoke(self, digests: Iterable[str] = (), users: Iterable[str] = ()) -> int:
         """Close every connection of these credentials or users; returns how many."""
         digest_set, user_set = set(digests), set(users)
-        doomed = [request for request, caller in self._open.values()
-                  if caller.digest in digest_set or caller.user in user_set]
+        doomed = [request for request, caller, _ in self._open.values()
+                  if caller is not None and (caller.digest in digest_set
+                                             or caller.user in user_set)]
+        if doomed:
+            log.info("closed %d connection(s) of revoked credentials", len(doomed))
+        return self._close_all(doomed)
+
+    def lower_share(self, share: ShareKey, admitted: Callable[[Caller | None], bool]) -> int:
+        """Close the connections to ``share`` whose caller is no longer ``admitted``."""
+        doomed = [request for request, caller, key in self._open.values()
+                  if key == share and not admitted(caller)]
+        if doomed:
+            log.info("closed %d connection(s) to %s/%s port %d (share lowered)",
+                     len(doomed), *share)
+        return self._close_all(doomed)
+
+    def _close_all(self, doomed: list[web.BaseRequest]) -> int:
         for request in doomed:
             self._open.pop(id(request), None)
             _close(request)
-        if doomed:
-            log.info("closed %d connection(s) of revoked credentials", len(doomed))
         return len(doomed)
 
 

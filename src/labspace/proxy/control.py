@@ -3,8 +3,10 @@
 A Unix socket in the data directory (no access for group or others, so only labspace's own
 account can use it), never the public port. ``POST /revoke`` with
 ``{"digests": [...], "users": [...]}`` makes the proxy forget those credentials and close every
-connection they let through; it answers with how many it closed. The hub's side:
-labspace.identity.revocation.
+connection they let through; it answers with how many it closed. ``POST /shares`` with
+``{"shares": [{"owner", "workspace", "port", "level"}, ...]}`` names ports whose share was
+lowered: the proxy forgets their cached level and closes the connections the new level no
+longer admits. The hub's side: labspace.identity.revocation.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
 Revoke = Callable[[list[str], list[str]], int]
+# (owner, workspace, port, new level) -> how many connections closed
+LowerShare = Callable[[str, str, int, str], int]
 
 
-def control_app(revoke: Revoke) -> web.Application:
+def control_app(revoke: Revoke, lower_share: LowerShare) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -34,16 +38,27 @@ def control_app(revoke: Revoke) -> web.Application:
                                      status=400)
         return web.json_response({"closed": revoke(digests, users)})
 
+    async def shares(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            changes = [(str(s["owner"]), str(s["workspace"]), int(s["port"]), str(s["level"]))
+                       for s in body["shares"]]
+        except (ValueError, AttributeError, TypeError, KeyError):
+            return web.json_response(
+                {"error": "expected {shares: [{owner, workspace, port, level}]}"}, status=400)
+        return web.json_response({"closed": sum(lower_share(*change) for change in changes)})
+
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/revoke", handle)
+    app.router.add_post("/shares", shares)
     return app
 
 
-async def start_control(revoke: Revoke, path: Path) -> web.AppRunner:
+async def start_control(revoke: Revoke, lower_share: LowerShare, path: Path) -> web.AppRunner:
     """Serve the control app on the Unix socket ``path`` (replacing a stale one)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # noqa: ASYNC240 - one unlink of a local socket at start-up
-    runner = web.AppRunner(control_app(revoke), access_log=None)
+    runner = web.AppRunner(control_app(revoke, lower_share), access_log=None)
     await runner.setup()
     old_umask = os.umask(0o077)  # created owner-only, with no window of wider access
     try:

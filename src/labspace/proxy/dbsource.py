@@ -34,6 +34,12 @@ PRINCIPAL_SQL = (
     "FROM tokens k JOIN users u ON u.id = k.user_id "
     "WHERE k.digest = {0} AND NOT u.disabled AND (k.expires_at IS NULL OR k.expires_at > {1})"
 )
+SHARE_SQL = (
+    "SELECT s.level FROM port_shares s JOIN workspaces w ON w.id = s.workspace_id "
+    "JOIN users u ON u.id = w.owner_id "
+    "WHERE u.name = {0} AND w.name = {1} AND s.port = {2} AND NOT u.disabled"
+)
+PRIVATE = "private"
 
 
 def _json(value: Any) -> dict[str, Any]:
@@ -66,7 +72,7 @@ class SQLiteQueries:
     """One read-only connection used from one worker thread at a time (WAL: never blocks the
     hub's writes)."""
 
-    placeholders = ("?", "?")
+    placeholders = ("?", "?", "?")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -95,7 +101,7 @@ class SQLiteQueries:
 
 
 class PostgresQueries:
-    placeholders = ("$1", "$2")
+    placeholders = ("$1", "$2", "$3")
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -133,9 +139,10 @@ class DatabaseRouteSource:
             )
         else:
             raise ValueError(f"unsupported database URL for the proxy: {url.split(':', 1)[0]}")
-        first, second = self.queries.placeholders
-        self._route_sql = ROUTE_SQL.format(first, second)
-        self._principal_sql = PRINCIPAL_SQL.format(first, second)
+        marks = self.queries.placeholders
+        self._route_sql = ROUTE_SQL.format(*marks)
+        self._principal_sql = PRINCIPAL_SQL.format(*marks)
+        self._share_sql = SHARE_SQL.format(*marks)
 
     async def route(self, owner: str, workspace: str) -> Route | None:
         row = await self.queries.one(self._route_sql, owner, workspace)
@@ -146,6 +153,10 @@ class DatabaseRouteSource:
             return None
         row = await self.queries.one(self._principal_sql, token_digest, self.queries.now())
         return Principal(user=row[0], is_admin=bool(row[1])) if row else None
+
+    async def share_level(self, owner: str, workspace: str, port: int) -> str:
+        row = await self.queries.one(self._share_sql, owner, workspace, port)
+        return str(row[0]) if row else PRIVATE
 
     async def close(self) -> None:
         await self.queries.close()

@@ -74,6 +74,11 @@ def _unquote(value: str) -> str:
     return parsed["x"].value if "x" in parsed else value
 
 
+def is_websocket(request: web.BaseRequest) -> bool:
+    return (request.method == "GET"
+            and request.headers.get("Upgrade", "").lower() == "websocket")
+
+
 def needs_same_origin(request: web.BaseRequest, websocket: bool) -> bool:
     return websocket or request.method not in SAFE_METHODS
 

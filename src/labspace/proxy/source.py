@@ -37,3 +37,8 @@ class RouteSource(Protocol):
         (The proxy passes digests, never tokens: a workspace host's cookie carries only the
         digest of the hub session it came from.)"""
         ...
+
+    async def share_level(self, owner: str, workspace: str, port: int) -> str:
+        """The level a port of the workspace is shared at: "private" when it was never
+        shared, when there is no such workspace or when its owner is disabled."""
+        ...

@@ -95,6 +95,21 @@ class SshKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PortShare(Base):
+    """A port of a workspace shared wider than with its owner (labspace.sharing). A port
+    with no row is private; the row goes with its workspace."""
+
+    __tablename__ = "port_shares"
+    __table_args__ = (UniqueConstraint("workspace_id", "port"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(20))  # "authenticated" or "public"
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Template(Base):
     __tablename__ = "templates"
 

@@ -117,6 +117,11 @@ class TemplateSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     mounts: list[MountSpec] = Field(default_factory=list)
     sudo: bool = Field(False, description="Whether the user may use sudo inside.")
+    port_sharing: Literal["private", "authenticated", "public"] = Field(
+        "authenticated",
+        description="The widest level users may share a port of these workspaces at: private "
+        "(owner only: no sharing), authenticated (anyone logged in) or public (anyone with "
+        "the link). Lowering it lowers the shares already made.")
     node_labels: dict[str, str] = Field(
         default_factory=dict, max_length=16,
         description="Node labels a swarm node must carry to run it, e.g. {gpu = \"true\"} "

@@ -159,7 +159,7 @@ async def show_template(name: str, _: CallerDep, hub: HubDep) -> TemplateSpec:
 async def add_template(
     body: dict[str, object], _: AdminDep, hub: HubDep, replace: bool = False
 ) -> TemplateSpec:
-    return await hub.templates.add(parse_template(body), replace=replace)
+    return await hub.save_template(parse_template(body), replace=replace)
 
 
 # -- workspaces ----------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def not_found(request: Request, _error: Exception) -> Response:
         return error_response(request, 404, "there is nothing at this address")
 
-    from labspace.web import api, apidocs, clilogin, login, nodes, open, pages, sshkeys
+    from labspace.web import api, apidocs, clilogin, login, nodes, open, pages, ports, sshkeys
 
     apidocs.add_api_docs(app)
     app.include_router(api.router)
@@ -114,6 +114,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(open.router)
     app.include_router(sshkeys.router)
+    app.include_router(ports.router)
     app.include_router(clilogin.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.

@@ -49,12 +49,18 @@ async def open_workspace(
         return RedirectResponse(f"/hub/workspaces/{quote(owner)}/{quote(name)}",
                                 status_code=303)
     origins: Origins = request.app.state.origins
+    return ticket_redirect(request, caller, origins.workspace_host(owner, name),
+                           origins.workspace_origin(owner, name), path)
+
+
+def ticket_redirect(request: Request, caller: Caller, host: str, origin: str,
+                    path: str) -> Response:
+    """Send the browser to ``host``'s login with a ticket for the caller's session, and on
+    to ``path`` there."""
     signer: HostSigner = request.app.state.host_signer
-    host = origins.workspace_host(owner, name)
     ticket = signer.ticket(host, digest(caller.credential))
     query = urlencode({"ticket": ticket, "next": path})
-    response = RedirectResponse(f"{origins.workspace_origin(owner, name)}{AUTH_PATH}?{query}",
-                                status_code=303)
+    response = RedirectResponse(f"{origin}{AUTH_PATH}?{query}", status_code=303)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

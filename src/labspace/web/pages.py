@@ -19,6 +19,7 @@ from labspace.errors import InvalidInput, LabspaceError, NotFound
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import issue_token
 from labspace.names import NAME_PATTERN, validate_name
+from labspace.sharing.levels import LEVELS
 from labspace.storage.mounts import homes_mount_problem
 from labspace.web import api
 from labspace.web.app import templates
@@ -135,9 +136,10 @@ async def create_workspace(
 @router.get("/workspaces/{owner}/{name}")
 async def workspace_page(
     request: Request, owner: str, name: str, caller: CallerDep, hub: HubDep,
-    launch: bool = False,
+    launch: bool = False, port_error: str = "",
 ) -> Response:
     record = await visible_workspace(hub, caller, owner, name)
+    ports = await hub.sharing.ports(record)
     events = await hub.store.events(record.id, limit=50)
     spec_names = {spec.name: spec.display_name for spec in await hub.templates.list()}
     busy = record.state in TRANSIENT or hub.manager.busy(record.id)
@@ -152,6 +154,7 @@ async def workspace_page(
         events_url=f"/hub/api/workspaces/{quote(owner)}/{quote(name)}/events",
         last_event=events[-1].id if events else 0,
         settled=[str(state) for state in SETTLED],
+        ports=ports, port_error=port_error[:300], levels=[level.value for level in LEVELS],
     )
 
 

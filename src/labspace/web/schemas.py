@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from labspace.names import Name, UserName
+from labspace.sharing.service import PortInfo, PortList
 from labspace.ssh.store import KeyInfo
 from labspace.state.models import User
 from labspace.workspaces.store import WorkspaceRecord
@@ -139,3 +141,38 @@ class SshFacts(BaseModel):
     host_key: str = Field(description="The workspace's host key, for known_hosts.")
     tunnel_path: str = Field(description="The tunnel to its SSH server, on the public URL.")
     port: int
+
+
+ShareLevelName = Literal["private", "authenticated", "public"]
+
+
+class PortPublic(BaseModel):
+    port: int
+    level: ShareLevelName = Field(description="private: the owner only; authenticated: "
+                                  "anyone logged in; public: anyone with the link.")
+    listening: bool = Field(description="Something listens on it now (detected).")
+    loopback_only: bool = Field(description="Bound to 127.0.0.1 only: unreachable by link.")
+    url: str | None = Field(description="The port's own address (its host under apps_domain).")
+    note: str = Field(description="Why it cannot be shared, or what to do; '' when fine.")
+
+    @classmethod
+    def of(cls, info: PortInfo) -> PortPublic:
+        return cls(port=info.port, level=info.level.value, listening=info.listening,
+                   loopback_only=info.loopback_only, url=info.url, note=info.note)
+
+
+class PortsPublic(BaseModel):
+    ports: list[PortPublic]
+    max_level: ShareLevelName = Field(description="The widest level the template allows.")
+    detected: bool = Field(description="Whether the listening ports could be read now.")
+    detail: str = Field(description="Why they could not ('' when they were).")
+
+    @classmethod
+    def of(cls, found: PortList) -> PortsPublic:
+        return cls(ports=[PortPublic.of(info) for info in found.ports],
+                   max_level=found.max_level.value, detected=found.detected,
+                   detail=found.detail)
+
+
+class ShareUpdate(_Input):
+    level: ShareLevelName
