@@ -146,6 +146,22 @@ def ensure_running(person: Person, name: str, template: str = "jupyterlab") -> N
         wait_state(api, person.name, name, {"running"})
 
 
+def make_user(stack: Stack, name: str) -> Person:
+    """The user ``name`` on ``stack`` (made if missing), with a fresh API token."""
+    password = f"{name}-origin-pw-1"
+    with stack.client() as admin:
+        if name not in user_names(stack):
+            made = admin.post("/hub/api/users", json={"name": name, "password": password})
+            assert made.status_code == 201, made.text
+        token = admin.post(f"/hub/api/users/{name}/tokens", json={"note": "t"}).json()["token"]
+    return Person(name, password, token, stack)
+
+
+def user_names(stack: Stack) -> set[str]:
+    with stack.client() as admin:
+        return {user["name"] for user in admin.get("/hub/api/users").json()}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """On failure, attach the labspace processes' logs (like DockerSpawner's container logs)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,11 +17,12 @@ from labspace.testing import FakeRuntime
 from labspace.web.app import create_app
 
 
-async def _in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, admin: bool
-                      ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
+async def _in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, admin: bool,
+                      **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
     monkeypatch.setenv("LABSPACE_CONFIG", str(tmp_path / "none.toml"))
     runtime = FakeRuntime()
-    app: FastAPI = create_app(Settings(data_dir=tmp_path / "data", start_timeout=2), runtime)
+    app: FastAPI = create_app(Settings(data_dir=tmp_path / "data", start_timeout=2, **settings),
+                              runtime)
     async with app.router.lifespan_context(app):
         hub: Hub = app.state.hub
         user = await hub.users.create("ada", is_admin=admin)
@@ -46,3 +48,34 @@ async def admin_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """The API as ada, an administrator."""
     async for pair in _in_process(tmp_path, monkeypatch, admin=True):
         yield pair
+
+
+@pytest.fixture
+async def apps_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                   ) -> AsyncIterator[tuple[httpx.AsyncClient, FakeRuntime]]:
+    """The API as ada, an ordinary user, on a hub with apps_domain (hosts per workspace)."""
+    async for pair in _in_process(tmp_path, monkeypatch, admin=False,
+                                  public_url="http://lab.localhost:8000",
+                                  apps_domain="apps.lab.localhost"):
+        yield pair
+
+
+def hub_of(api: httpx.AsyncClient) -> Hub:
+    """The Hub behind an in-process client (to set up what the API does not)."""
+    transport = api._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    app = transport.app
+    assert isinstance(app, FastAPI)
+    hub: Hub = app.state.hub
+    return hub
+
+
+async def client_as(api: httpx.AsyncClient, name: str, *,
+                    admin: bool = False) -> httpx.AsyncClient:
+    """A client of the same in-process hub as a new user ``name``, with an API token."""
+    hub = hub_of(api)
+    user = await hub.users.create(name, is_admin=admin)
+    async with hub.db.session() as session:
+        token = await issue_token(session, user, kind="api")
+    return httpx.AsyncClient(transport=api._transport, base_url="http://hub",
+                             headers={"Authorization": f"Bearer {token}"})

@@ -11,7 +11,7 @@ import httpx
 from labspace.identity.devicelogin import MAX_PENDING_PER_ADDRESS, MAX_WRONG_CODES
 from labspace.identity.tokens import issue_token
 from labspace.testing import FakeRuntime
-from tests.web.test_sshkeys import _hub
+from tests.web.conftest import hub_of
 
 HTML = {"Accept": "text/html"}
 
@@ -99,7 +99,7 @@ async def test_one_client_cannot_fill_the_table_of_pending_logins(
 async def test_an_expired_login_is_forgotten(api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
     client, _ = api
     flow = await _begin(client)
-    logins = _hub(client).device_logins
+    logins = hub_of(client).device_logins
     for pending in logins._by_device.values():
         pending.expires = 0.0  # ten minutes later
     assert (await _poll(client, flow["device_code"])).json()["error"] == "expired_token"
@@ -120,7 +120,7 @@ async def test_a_browser_session_approves_only_from_its_own_page(
     """With a session cookie, as a browser: a post from another origin, or with a forged
     CSRF token, approves nothing."""
     client, _ = api
-    hub = _hub(client)
+    hub = hub_of(client)
     user = await hub.users.get("ada")
     async with hub.db.session() as session:
         cookie = await issue_token(session, user, kind="session", max_age=3600)

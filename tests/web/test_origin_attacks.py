@@ -25,7 +25,7 @@ from aiohttp import web
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 from labspace.testing import Stack
-from tests.conftest import APPS_DOMAIN, Person, ensure_running
+from tests.conftest import APPS_DOMAIN, Person, ensure_running, make_user, user_names
 from tests.web.chromium import launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
@@ -89,21 +89,6 @@ def plant_extension(stack: Stack, owner: str, script: str) -> None:
     owner_uid = home.stat().st_uid
     for path in [home / ".local", *(home / ".local").rglob("*"), home / "sw.js"]:
         os.chown(path, owner_uid, owner_uid)
-
-
-def make_user(stack: Stack, name: str) -> Person:
-    password = f"{name}-origin-pw-1"
-    with stack.client() as admin:
-        if name not in user_names(stack):
-            made = admin.post("/hub/api/users", json={"name": name, "password": password})
-            assert made.status_code == 201, made.text
-        token = admin.post(f"/hub/api/users/{name}/tokens", json={"note": "t"}).json()["token"]
-    return Person(name, password, token, stack)
-
-
-def user_names(stack: Stack) -> set[str]:
-    with stack.client() as admin:
-        return {user["name"] for user in admin.get("/hub/api/users").json()}
 
 
 async def log_in(context: BrowserContext, hub: str, person: Person) -> Page:

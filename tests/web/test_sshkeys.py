@@ -7,12 +7,10 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
 
-from labspace.hub import Hub
-from labspace.identity.tokens import issue_token
 from labspace.ssh.files import KEYS_FILE
 from labspace.testing import FakeRuntime
+from tests.web.conftest import client_as, hub_of
 
 
 def _keygen(tmp_path: Path, name: str) -> str:
@@ -22,28 +20,10 @@ def _keygen(tmp_path: Path, name: str) -> str:
     return Path(f"{path}.pub").read_text()
 
 
-def _hub(api: httpx.AsyncClient) -> Hub:
-    transport = api._transport
-    assert isinstance(transport, httpx.ASGITransport)
-    app = transport.app
-    assert isinstance(app, FastAPI)
-    hub: Hub = app.state.hub
-    return hub
-
-
-async def _as(api: httpx.AsyncClient, name: str, *, admin: bool = False) -> httpx.AsyncClient:
-    hub = _hub(api)
-    user = await hub.users.create(name, is_admin=admin)
-    async with hub.db.session() as session:
-        token = await issue_token(session, user, kind="api")
-    return httpx.AsyncClient(transport=api._transport, base_url="http://hub",
-                             headers={"Authorization": f"Bearer {token}"})
-
-
 async def test_keys_are_added_listed_removed_and_mirrored_to_the_file(
         api: tuple[httpx.AsyncClient, FakeRuntime], tmp_path: Path) -> None:
     client, _ = api
-    keys_file = _hub(client).ssh_keys.files.keys_dir("ada") / KEYS_FILE
+    keys_file = hub_of(client).ssh_keys.files.keys_dir("ada") / KEYS_FILE
     one, two = _keygen(tmp_path, "one"), _keygen(tmp_path, "two")
     first = await client.post("/hub/api/keys", json={"public_key": one})
     assert first.status_code == 201, first.text
@@ -80,7 +60,8 @@ async def test_nobody_sees_or_removes_anothers_keys_but_admins_list_them(
     client, _ = api
     mine = (await client.post("/hub/api/keys",
                               json={"public_key": _keygen(tmp_path, "ada")})).json()
-    async with await _as(client, "eve") as eve, await _as(client, "boss", admin=True) as root:
+    async with await client_as(client, "eve") as eve, \
+            await client_as(client, "boss", admin=True) as root:
         assert (await eve.get("/hub/api/keys")).json() == []
         gone = await eve.delete(f"/hub/api/keys/{mine['id']}")
         assert gone.status_code == 404  # as unknown as a key that does not exist
@@ -94,10 +75,10 @@ async def test_nobody_sees_or_removes_anothers_keys_but_admins_list_them(
 async def test_a_disabled_users_keys_stop_working_and_come_back_on_enable(
         admin_api: tuple[httpx.AsyncClient, FakeRuntime], tmp_path: Path) -> None:
     client, _ = admin_api
-    async with await _as(client, "bob") as bob:
+    async with await client_as(client, "bob") as bob:
         assert (await bob.post("/hub/api/keys",
                                json={"public_key": _keygen(tmp_path, "b")})).status_code == 201
-    keys_file = _hub(client).ssh_keys.files.keys_dir("bob") / KEYS_FILE
+    keys_file = hub_of(client).ssh_keys.files.keys_dir("bob") / KEYS_FILE
     assert keys_file.read_text().strip()
     assert (await client.post("/hub/api/users/bob/disable")).status_code == 200
     assert keys_file.read_text() == ""
@@ -115,5 +96,5 @@ async def test_ssh_facts_give_the_workspaces_own_host_key_to_its_owner_only(
     assert facts["user"] == "ada" and facts["host_key"].startswith("ssh-ed25519 ")
     assert facts["tunnel_path"] == "/tunnel/ada/lab/22"
     assert (await client.get("/hub/api/workspaces/ada/lab/ssh")).json() == facts  # kept
-    async with await _as(client, "eve") as eve:
+    async with await client_as(client, "eve") as eve:
         assert (await eve.get("/hub/api/workspaces/ada/lab/ssh")).status_code == 404

@@ -5,7 +5,9 @@ through the route cache, so a lowered level applies within the cache's TTL even 
 message is lost; the hub's message (control.py) makes it immediate and closes the open
 connections the new level no longer admits.
 
-* public: anyone, no credential looked at (a visitor's labspace cookies are never forwarded);
+* public: anyone. A credential is still looked up when one comes, so that lowering the level
+  later closes exactly the connections the new level refuses; a cookie sent by a page of
+  another origin counts for nothing (that page gets the port as anyone would);
 * authenticated: anyone logged in, through this host's own cookie (the hub's ticket, as for a
   workspace host: /hub/shared/... hands it out) or an API token;
 * private: the owner alone.
@@ -52,17 +54,20 @@ async def serve(proxy: Proxy, request: web.Request, owner: str, name: str,
     websocket = gate.is_websocket(request)
     try:
         level = level_of(await proxy.source.share_level(owner, name, port))
-        caller = None if level is ShareLevel.PUBLIC else await proxy.caller(
-            request, proxy.hosts.session_digests(request, host))
+        # Even at public, who it is matters: lowering the level later closes only what the
+        # new level no longer admits.
+        caller = await proxy.caller(request, proxy.hosts.session_digests(request, host))
     except Exception:
         log.exception("route source failed looking up %s/%s port %d", owner, name, port)
         return pages.source_down(request)
-    if not admits(level, caller.user if caller else None, owner):
-        return _refused(proxy, request, caller, owner, name, port, websocket)
     if caller is not None and caller.via_cookie:
         refused = proxy.cross_origin_refusal(request, websocket)
         if refused is not None:
-            return refused
+            if level is not ShareLevel.PUBLIC:
+                return refused
+            caller = None  # a page of another site gets a public port as anyone does
+    if not admits(level, caller.user if caller else None, owner):
+        return _refused(proxy, request, caller, owner, name, port, websocket)
     route = await proxy.running_route(request, owner, name)
     if isinstance(route, web.Response):
         return route
