@@ -140,7 +140,7 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys)
     proxy = ProxyNotifier(settings.control_socket)
     sharing = PortSharing(ShareStore(db), runtime, templates,
-                          Origins(settings.url, settings.apps_domain), proxy.shares_lowered)
+                          Origins(settings.url, settings.apps_domain), proxy.shares_changed)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
                store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus,
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,

@@ -46,7 +46,7 @@ async def revocable(tmp_path: Path) -> AsyncIterator[tuple[str, StaticRouteSourc
     app = create_app(settings, source)
     runner = await start_proxy(app, "127.0.0.1", 0)
     socket_path = tmp_path / "proxy.sock"
-    control = await start_control(app[PROXY_KEY].revoke, app[PROXY_KEY].lower_share,
+    control = await start_control(app[PROXY_KEY].revoke, app[PROXY_KEY].share_changed,
                                   socket_path)
     yield f"http://127.0.0.1:{runner.addresses[0][1]}", source, socket_path
     await control.cleanup()

@@ -222,7 +222,7 @@ async def test_a_page_elsewhere_gets_a_public_port_as_anyone_not_as_its_visitor(
         "Host": shared.host, "Origin": "http://evil.localhost:8000", **cookie})
     try:
         shared.level("authenticated")
-        assert shared.proxy.lower_share("alice", "lab", shared.port, "authenticated") == 1
+        assert shared.proxy.share_changed("alice", "lab", shared.port, "authenticated") == 1
         closed = await ws.receive(timeout=5)
         assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     finally:
@@ -245,14 +245,14 @@ async def test_lowering_a_level_closes_the_connections_it_no_longer_admits(
     alice = await _open(client, shared, TOKEN["alice"])
     try:
         shared.source.shares[("alice", "lab", shared.port)] = "authenticated"
-        assert shared.proxy.lower_share("alice", "lab", shared.port, "authenticated") == 1
+        assert shared.proxy.share_changed("alice", "lab", shared.port, "authenticated") == 1
         closed = await anonymous.receive(timeout=5)
         assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         await bob.send_str("still")
         assert (await bob.receive_str(timeout=5)) == "still"
 
         shared.source.shares.pop(("alice", "lab", shared.port))
-        assert shared.proxy.lower_share("alice", "lab", shared.port, "private") == 1
+        assert shared.proxy.share_changed("alice", "lab", shared.port, "private") == 1
         closed = await bob.receive(timeout=5)
         assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         await alice.send_str("mine")  # the owner's own connection stays

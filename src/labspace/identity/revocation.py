@@ -1,6 +1,6 @@
 """Telling the proxy at once when credentials stop being valid (logout, revoked token,
-disabled account) or a shared port's level was lowered, so it closes the open connections
-that are no longer allowed instead of waiting for its cache.
+disabled account) or a shared port's level changed, so it closes the open connections that
+are no longer allowed instead of waiting for its cache.
 
 The proxy listens on a Unix socket in the data directory (labspace.proxy.control). When it
 does not answer (stopped, restarting) there is nothing to close: a proxy that starts again has
@@ -31,12 +31,12 @@ class ProxyNotifier:
         if body["digests"] or body["users"]:
             await self._post("/revoke", body, "revoked credentials")
 
-    async def shares_lowered(self, changes: Iterable[SharePort]) -> None:
-        """Ports whose share level was lowered: (owner, workspace, port, new level)."""
+    async def shares_changed(self, changes: Iterable[SharePort]) -> None:
+        """Ports whose share level changed: (owner, workspace, port, new level)."""
         shares = [{"owner": owner, "workspace": workspace, "port": port, "level": level}
                   for owner, workspace, port, level in changes]
         if shares:
-            await self._post("/shares", {"shares": shares}, "lowered port shares")
+            await self._post("/shares", {"shares": shares}, "changed port shares")
 
     async def _post(self, path: str, body: dict[str, Any], what: str) -> None:
         if not self.socket_path.exists():

@@ -164,8 +164,8 @@ class Proxy:
         self.source.forget_principals(digests, users)
         return self.connections.revoke(digests, users)
 
-    def lower_share(self, owner: str, workspace: str, port: int, level: str) -> int:
-        """A share was lowered: re-read its level, and close what it no longer admits."""
+    def share_changed(self, owner: str, workspace: str, port: int, level: str) -> int:
+        """A share's level changed: re-read it, and close what it no longer admits."""
         self.source.forget_share(owner, workspace, port)
         new_level = level_of(level)
         return self.connections.lower_share(

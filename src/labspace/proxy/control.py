@@ -4,9 +4,9 @@ A Unix socket in the data directory (no access for group or others, so only labs
 account can use it), never the public port. ``POST /revoke`` with
 ``{"digests": [...], "users": [...]}`` makes the proxy forget those credentials and close every
 connection they let through; it answers with how many it closed. ``POST /shares`` with
-``{"shares": [{"owner", "workspace", "port", "level"}, ...]}`` names ports whose share was
-lowered: the proxy forgets their cached level and closes the connections the new level no
-longer admits. The hub's side: labspace.identity.revocation.
+``{"shares": [{"owner", "workspace", "port", "level"}, ...]}`` names ports whose share level
+changed: the proxy forgets their cached level (a wider one works at once) and closes the
+connections the new level no longer admits. The hub's side: labspace.identity.revocation.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
 Revoke = Callable[[list[str], list[str]], int]
-# (owner, workspace, port, new level) -> how many connections closed
-LowerShare = Callable[[str, str, int, str], int]
+# (owner, workspace, port, its new level) -> how many connections it closed
+ShareChanged = Callable[[str, str, int, str], int]
 
 
-def control_app(revoke: Revoke, lower_share: LowerShare) -> web.Application:
+def control_app(revoke: Revoke, share_changed: ShareChanged) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -46,7 +46,7 @@ def control_app(revoke: Revoke, lower_share: LowerShare) -> web.Application:
         except (ValueError, AttributeError, TypeError, KeyError):
             return web.json_response(
                 {"error": "expected {shares: [{owner, workspace, port, level}]}"}, status=400)
-        return web.json_response({"closed": sum(lower_share(*change) for change in changes)})
+        return web.json_response({"closed": sum(share_changed(*change) for change in changes)})
 
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/revoke", handle)
@@ -54,11 +54,11 @@ def control_app(revoke: Revoke, lower_share: LowerShare) -> web.Application:
     return app
 
 
-async def start_control(revoke: Revoke, lower_share: LowerShare, path: Path) -> web.AppRunner:
+async def start_control(revoke: Revoke, share_changed: ShareChanged, path: Path) -> web.AppRunner:
     """Serve the control app on the Unix socket ``path`` (replacing a stale one)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # noqa: ASYNC240 - one unlink of a local socket at start-up
-    runner = web.AppRunner(control_app(revoke, lower_share), access_log=None)
+    runner = web.AppRunner(control_app(revoke, share_changed), access_log=None)
     await runner.setup()
     old_umask = os.umask(0o077)  # created owner-only, with no window of wider access
     try:

@@ -3,8 +3,8 @@
 Detection reads the kernel's socket tables inside the running workspace (listening.py), as
 the workspace's own user, so nobody types a port number in. Setting a level checks the port
 (not the workspace's own app, not its SSH server), the template's cap and that the port can
-have a host at all; lowering a level tells the proxy, which closes the connections the new
-level no longer admits.
+have a host at all. Every change is sent to the proxy, so a wider level works at once and a
+narrower one closes the connections it no longer admits.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class PortSharing:
                 f"the template {record.template!r} allows sharing at most at the level "
                 f"{cap.value!r}; an administrator sets it (port_sharing)")
         before = await self.store.set(record.id, port, level)
-        if wider(before, level):
+        if before is not level:  # wider: works at once; narrower: cuts what it refuses
             await self.notify([ShareChange(record.owner, record.name, port, level)])
         log.info("%s/%s port %d: shared %s (was %s)", record.owner, record.name, port,
                  level.value, before.value)

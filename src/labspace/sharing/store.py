@@ -12,7 +12,7 @@ from labspace.state.models import PortShare, User, Workspace
 
 
 class ShareChange(NamedTuple):
-    """A share lowered or removed: what the proxy must re-check open connections against."""
+    """A share's new level: what the proxy re-checks the open connections against."""
 
     owner: str
     workspace: str
