@@ -44,7 +44,10 @@ def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
                      "labspace.proxy", "labspace.state", "fastapi", "sqlalchemy")),
         ("proxy", ("sqlalchemy", "fastapi", "labspace.web", "labspace.workspaces",
                    "labspace.state", "labspace.hub", "labspace.runtime", "aiodocker",
-                   "labspace.identity.tokens", "labspace.identity.users")),
+                   "labspace.identity.tokens", "labspace.identity.users",
+                   # the share levels' rules only (stdlib), not the hub's side of sharing
+                   "labspace.sharing.service", "labspace.sharing.store")),
+        ("sharing", ("labspace.web", "labspace.cli", "labspace.proxy", "fastapi")),
         ("state", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.proxy")),
         ("identity", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.proxy",
                       "labspace.runtime")),
