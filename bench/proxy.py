@@ -320,6 +320,15 @@ def _docker_inspect(name: str) -> dict[str, Any]:
     return info
 
 
+def workspace_container(instance: str, workspace: str) -> str:
+    """The id of a labspace instance's workspace container, found by its labels (its name
+    carries the workspace's database id too)."""
+    return subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=org.labspace.instance={instance}",
+         "--filter", f"label=org.labspace.workspace={workspace}"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
 def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str, baseline_src: str) -> Target:
     """A real labspace (labspace.testing.Stack) with one JupyterLab workspace, 'admin/bench'."""
     import httpx
@@ -345,7 +354,7 @@ def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str, baseline_src:
             time.sleep(0.5)
         else:
             raise RuntimeError(f"workspace not running after 180 s (state {state!r})")
-    info = _docker_inspect(f"labspace-{labspace.instance}-admin-bench")
+    info = _docker_inspect(workspace_container(labspace.instance, "bench"))
     ips = [net["IPAddress"] for net in info["NetworkSettings"]["Networks"].values()
            if net.get("IPAddress")]
     env = dict(item.split("=", 1) for item in info["Config"]["Env"])

@@ -209,3 +209,23 @@ async def test_a_shared_page_opened_by_another_user_reaches_nothing_of_his(
     response = await page.goto(f"http://{demo.host}/")
     assert response is not None and response.status == 403
     page_file.unlink()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.browser
+async def test_the_owner_shares_from_the_workspace_page(demo: Demo,
+                                                        context: BrowserContext) -> None:
+    hub = f"http://lab.localhost:{demo.stack.public_port}"
+    assert demo.share("private").status_code == 200
+    page = await log_in(context, hub, demo.alice)
+    await page.goto(f"{hub}/hub/workspaces/alice/demo")
+    row = page.locator(f"#ports tr[data-port='{PORT}']")
+    assert f"http://{demo.host}/" in await row.inner_text()
+    assert "0.0.0.0" in await page.locator("#ports tr[data-port='8051']").inner_text()
+    await row.locator("select").select_option("public")
+    await row.locator("button").click()
+    await page.wait_for_url(re.compile(r"/hub/workspaces/alice/demo#ports$"))
+    assert (await page.locator(f"#ports tr[data-port='{PORT}'] td.level").inner_text()
+            ) == "public"
+    assert demo.get(None).status_code == 200  # anyone, at once
+    await page.close()
