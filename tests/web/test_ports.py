@@ -4,6 +4,8 @@ Real containers and the proxy: tests/sharing/test_shared_ports.py."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -39,6 +41,16 @@ async def test_the_owner_shares_and_unshares_a_port(apps_api: Api) -> None:
     assert "not running" in listed["detail"]
     assert (await client.delete(f"{PORTS}/8050")).status_code == 204
     assert (await client.get(PORTS)).json()["ports"] == []
+
+
+async def test_two_people_sharing_one_port_at_once_both_succeed(apps_api: Api) -> None:
+    client, _ = apps_api
+    await _workspace(client)
+    answers = await asyncio.gather(*(client.put(f"{PORTS}/{9000 + i % 2}",
+                                                json={"level": "authenticated"})
+                                     for i in range(6)))
+    assert [a.status_code for a in answers] == [200] * 6
+    assert [p["port"] for p in (await client.get(PORTS)).json()["ports"]] == [9000, 9001]
 
 
 @pytest.mark.parametrize(("port", "body", "status", "says"), [

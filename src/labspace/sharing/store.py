@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from labspace.sharing.levels import ShareLevel, capped, level_of
 from labspace.state.db import Database
@@ -33,6 +34,12 @@ class ShareStore:
 
     async def set(self, workspace_id: int, port: int, level: ShareLevel) -> ShareLevel:
         """Record ``level`` for the port; returns the level it had."""
+        try:
+            return await self._set(workspace_id, port, level)
+        except IntegrityError:  # another request made the row first: change that one
+            return await self._set(workspace_id, port, level)
+
+    async def _set(self, workspace_id: int, port: int, level: ShareLevel) -> ShareLevel:
         async with self.db.session() as session:
             row = await session.scalar(select(PortShare).where(
                 PortShare.workspace_id == workspace_id, PortShare.port == port))
@@ -65,7 +72,3 @@ class ShareStore:
                 else:
                     share.level = level.value
             return changes
-
-    async def clear(self, workspace_id: int) -> None:
-        async with self.db.session() as session:
-            await session.execute(delete(PortShare).where(PortShare.workspace_id == workspace_id))
