@@ -153,6 +153,37 @@ class Settings(BaseSettings):
         "labspace/jupyterlab:latest", description="Image of the built-in JupyterLab template."
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
+    auth: Literal["local", "ldap"] = Field(
+        "local", description="Login method: local accounts only, or LDAP first (FreeIPA, "
+        "Active Directory, OpenLDAP) and then local accounts (the admins labspace made).")
+    ldap_url: str = Field("", description="auth = \"ldap\": the directory, ldap://host:389 "
+                          "(with ldap_start_tls) or ldaps://host:636.")
+    ldap_preset: Literal["freeipa", "openldap", "active-directory"] = Field(
+        "openldap", description="Where users and groups are and how they are found; the "
+        "ldap_user_* and ldap_group_* settings override each part.")
+    ldap_base_dn: str = Field(
+        "", description="The directory's base, e.g. dc=lab,dc=example,dc=org.")
+    ldap_bind_dn: str = Field("", description="The account that searches for users (empty: "
+                              "anonymous search), e.g. uid=labspace,cn=sysaccounts,...")
+    ldap_bind_password: str = Field("", description="Its password.")
+    ldap_user_base: str = Field("", description="Where users are (default: the preset's, "
+                                "below ldap_base_dn).")
+    ldap_user_filter: str = Field("", description="How a user is found; {username} is the "
+                                  "escaped login name (default: the preset's).")
+    ldap_group_base: str = Field("", description="Where groups are (default: the preset's).")
+    ldap_group_filter: str = Field("", description="A user's groups; {dn} and {username} are "
+                                   "escaped (default: the preset's).")
+    ldap_start_tls: bool = Field(False, description="Upgrade an ldap:// connection with "
+                                 "StartTLS (the certificate is checked either way).")
+    ldap_ca_file: Path | None = Field(None, description="CA certificates (PEM) the "
+                                      "directory's certificate is checked against (default: "
+                                      "the system's).")
+    ldap_allowed_groups: list[str] = Field(default_factory=list, description="Only members "
+                                           "of these groups may log in (empty: everyone the "
+                                           "user filter finds).")
+    ldap_admin_groups: list[str] = Field(default_factory=list, description="Members of these "
+                                         "groups are labspace administrators (checked at each "
+                                         "login).")
 
     @field_validator("public_port", "hub_port")
     @classmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
-from labspace.identity.authenticator import Authenticator, LocalAuthenticator
+from labspace.identity.authenticator import Authenticator, build_authenticator
 from labspace.identity.devicelogin import DeviceLogins
 from labspace.identity.failedlogins import LoginThrottle
 from labspace.identity.passwords import generate_password
@@ -142,7 +142,8 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     sharing = PortSharing(ShareStore(db), runtime, templates,
                           Origins(settings.url, settings.apps_domain), proxy.shares_changed)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
-               store=store, manager=manager, authenticator=LocalAuthenticator(users), bus=bus,
+               store=store, manager=manager, bus=bus,
+               authenticator=build_authenticator(settings, users),
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
                sharing=sharing)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,7 @@ from labspace.state.models import User
 
 # Workspace uids start here, clear of the image's system and first human accounts.
 UID_BASE = 10000
+LOCAL, DIRECTORY = "local", "ldap"  # User.source
 
 
 @dataclass
@@ -40,7 +42,10 @@ class UserService:
                 async with self._uid_lock, self.db.session() as session:
                     if await session.scalar(select(User.id).where(User.name == name)):
                         raise Conflict(f"user {name!r} exists already")
-                    top = await session.scalar(select(func.max(User.uid)))
+                    # Allocated above the local accounts only: a directory's large
+                    # uidNumbers do not push the range (the unique uid catches a clash).
+                    top = await session.scalar(
+                        select(func.max(User.uid)).where(User.source == LOCAL))
                     user = User(
                         name=name,
                         uid=max(top or 0, UID_BASE - 1) + 1,
@@ -53,6 +58,38 @@ class UserService:
                 if "name" in str(error.orig).lower() and "uid" not in str(error.orig).lower():
                     raise Conflict(f"user {name!r} exists already") from error
         raise Conflict("could not allocate a uid; try again")
+
+    async def sync_directory_user(self, name: str, uid: int | None, gid: int | None,
+                                  groups: builtins.list[dict[str, Any]],
+                                  is_admin: bool | None) -> User:
+        """Create or update the account of a directory user who just logged in: the
+        directory's uidNumber, gidNumber and groups (and admin rights when admin groups are
+        configured). Refused (Conflict) for a name a local account has, or a uid another
+        account has: neither may be taken over from the directory."""
+        validate_user_name(name)
+        async with self._uid_lock, self.db.session() as session:
+            user = await session.scalar(select(User).where(User.name == name))
+            if user is not None and user.source != DIRECTORY:
+                raise Conflict(f"{name!r} is a local account; the directory's {name!r} "
+                               "cannot take it over")
+            if uid is not None:
+                holder = await session.scalar(select(User).where(User.uid == uid))
+                if holder is not None and holder is not user:
+                    raise Conflict(f"uid {uid} of the directory's {name!r} belongs to "
+                                   f"{holder.name!r} here")
+            elif user is None:
+                top = await session.scalar(
+                    select(func.max(User.uid)).where(User.source == LOCAL))
+                uid = max(top or 0, UID_BASE - 1) + 1
+            if user is None:
+                user = User(name=name, uid=uid, source=DIRECTORY, is_admin=bool(is_admin))
+                session.add(user)
+            elif uid is not None:
+                user.uid = uid
+            user.gid, user.groups = gid, groups
+            if is_admin is not None:
+                user.is_admin = is_admin
+        return user
 
     async def get(self, name: str) -> User:
         async with self.db.session() as session:

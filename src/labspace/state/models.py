@@ -54,12 +54,23 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(30), unique=True)
-    # Stable numeric uid/gid used inside every workspace and on the home directory.
+    # Stable numeric uid used inside every workspace and on the home directory: the
+    # directory's uidNumber for LDAP users, else allocated once.
     uid: Mapped[int] = mapped_column(unique=True)
+    # The primary gid: LDAP's gidNumber (never assumed equal to the uid); None: the uid.
+    gid: Mapped[int | None] = mapped_column(Integer)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Where the account comes from: "local", or "ldap" (made and updated at each login).
+    source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
+    # The directory's groups at the last login: [{"name": "phd", "gid": 5002}, ...]
+    groups: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def primary_gid(self) -> int:
+        return self.uid if self.gid is None else self.gid
 
     workspaces: Mapped[list[Workspace]] = relationship(back_populates="owner")
 

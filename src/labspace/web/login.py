@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from labspace.errors import NotAuthenticated, PermissionDenied, TooManyAttempts
+from labspace.errors import NotAuthenticated, PermissionDenied, RuntimeFailure, TooManyAttempts
 from labspace.hub import Hub
 from labspace.identity.authenticator import login, normalise
 from labspace.identity.tokens import digest, issue_token, revoke_token
@@ -94,7 +94,7 @@ async def login_submit(
     try:
         await hub.login_throttle.check(*key)
         user = await login(hub.authenticator, hub.users, username, password)
-    except (NotAuthenticated, TooManyAttempts) as error:
+    except (NotAuthenticated, TooManyAttempts, RuntimeFailure) as error:
         if isinstance(error, NotAuthenticated):
             await hub.login_throttle.failed(*key)
         response = _login_form(request, hub, error.http_status, next=safe_next(next),

@@ -181,7 +181,8 @@ class WorkspaceManager:
         template = await self.templates.get(record.template)
         async with self._engine_slots:
             record = await self.store.transition(record.id, State.STARTING, "preparing home")
-            home = await ensure_home(self.settings.homes, record.owner, record.uid, record.uid)
+            home = await ensure_home(self.settings.homes, record.owner, record.uid,
+                                        record.identity.primary_gid)
             ssh = await self._prepare_ssh(record)
             await self._ensure_network()
             container = await self._ensure_container(record, template, home, ssh)

@@ -36,6 +36,11 @@ class WorkspaceIdentity:
     uid: int
     name: str
     secret: str
+    gid: int | None = None  # the owner's primary gid; None: the uid
+
+    @property
+    def primary_gid(self) -> int:
+        return self.uid if self.gid is None else self.gid
 
 
 def base_url(owner: str, workspace: str) -> str:
@@ -59,7 +64,7 @@ def placeholder_values(ws: WorkspaceIdentity, template: TemplateSpec) -> dict[st
     return {
         "user": ws.owner,
         "uid": str(ws.uid),
-        "gid": str(ws.uid),
+        "gid": str(ws.primary_gid),
         "home": f"/home/{ws.owner}",
         "workspace": ws.name,
         "base_url": base_url(ws.owner, ws.name) if template.app.base_url == "prefix" else "/",
@@ -82,7 +87,7 @@ def build_container_spec(
     env.update(
         LABSPACE_USER=ws.owner,
         LABSPACE_UID=str(ws.uid),
-        LABSPACE_GID=str(ws.uid),
+        LABSPACE_GID=str(ws.primary_gid),
         LABSPACE_HOME=values["home"],
         LABSPACE_SUDO="1" if template.sudo else "0",
         LABSPACE_WORKSPACE=ws.name,

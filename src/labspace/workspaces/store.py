@@ -38,12 +38,13 @@ class WorkspaceRecord:
     created_at: datetime
     updated_at: datetime
     node: str = ""  # where its open instance runs ("" on a single engine, or none open)
+    gid: int | None = None  # its owner's primary gid (User.primary_gid); None: the uid
 
     @property
     def identity(self) -> WorkspaceIdentity:
         return WorkspaceIdentity(
-            id=self.id, owner=self.owner, uid=self.uid, name=self.name, secret=self.secret
-        )
+            id=self.id, owner=self.owner, uid=self.uid, name=self.name, secret=self.secret,
+            gid=self.gid)
 
 
 def _record(ws: Workspace, owner: User, node: str | None = None) -> WorkspaceRecord:
@@ -51,6 +52,7 @@ def _record(ws: Workspace, owner: User, node: str | None = None) -> WorkspaceRec
         id=ws.id,
         owner=owner.name,
         uid=owner.uid,
+        gid=owner.primary_gid,
         name=ws.name,
         template=ws.template,
         state=State(ws.state),
