@@ -23,6 +23,7 @@ from labspace.web.open import ticket_redirect
 from labspace.web.schemas import PortPublic, PortsPublic, ShareLevelName, ShareUpdate
 
 router = APIRouter()
+MAX_NEXT = 2048
 PortNumber = Annotated[int, Path(ge=1, le=65535, description="A TCP port of the workspace.")]
 
 
@@ -88,5 +89,6 @@ async def open_shared_port(
         level = ShareLevel.PRIVATE  # the same answer as for a private port: no enumeration
     if not admits(level, caller.name, owner):
         raise PermissionDenied("the owner of this port has not shared it with you")
-    path = next if safe_next(next) == next else "/"  # a path on the port's host, nothing else
+    # A path on the port's host and nothing else, of a length a URL can carry.
+    path = next if safe_next(next) == next and len(next) <= MAX_NEXT else "/"
     return ticket_redirect(request, caller, host, origins.share_origin(owner, name, port), path)
