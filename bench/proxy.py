@@ -43,6 +43,17 @@ HERE = Path(__file__).resolve()
 # ------------------------------------------------------------------ child processes
 
 
+async def ws_echo(request: Any) -> Any:
+    """A WebSocket that sends every text message back (the tiny apps' echo)."""
+    from aiohttp import web
+
+    ws = web.WebSocketResponse(max_msg_size=0)
+    await ws.prepare(request)
+    async for msg in ws:
+        await ws.send_str(msg.data)
+    return ws
+
+
 def run_upstream(port: int) -> None:
     import uvloop
     from aiohttp import web
@@ -54,16 +65,9 @@ def run_upstream(port: int) -> None:
             return web.Response(status=403)
         return web.Response(body=body, content_type="application/json")
 
-    async def echo(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        async for msg in ws:
-            await ws.send_str(msg.data)
-        return ws
-
     app = web.Application()
     app.router.add_get(PATH, status)
-    app.router.add_get(WS_PATH, echo)
+    app.router.add_get(WS_PATH, ws_echo)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
                 loop=uvloop.new_event_loop())
 

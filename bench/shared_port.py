@@ -51,6 +51,7 @@ from proxy import (  # noqa: E402 - bench/proxy.py, next to this script
     wait_listening,
     workspace_container,
     wrk,
+    ws_echo,
     ws_round_trips,
 )
 
@@ -70,15 +71,8 @@ def run_app(port: int) -> None:
     async def status(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    async def echo(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        async for msg in ws:
-            await ws.send_str(msg.data)
-        return ws
-
     app = web.Application()
-    app.router.add_get(WS_PATH, echo)
+    app.router.add_get(WS_PATH, ws_echo)
     app.router.add_get("/{tail:.*}", status)  # PATH, and the workspace route's prefixed one
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
                 loop=uvloop.new_event_loop())

@@ -99,6 +99,8 @@ class Origins:
 
     def share_of(self, host: str) -> tuple[str, str, int] | None:
         """(owner, workspace, port) whose shared port's host this is, or None."""
+        if not host.lstrip()[:1].isdigit():  # every workspace host ends here, at one check
+            return None
         label = self._label(host)
         port_text, dash, rest = label.partition("-")
         if not (dash and port_text.isdigit() and port_text[0] != "0" and len(port_text) <= 5

@@ -108,6 +108,19 @@ def attack_log(page: Page) -> list[str]:
     return lines
 
 
+async def assert_attack_got_nothing(page: Page, log: list[str], origin: str) -> None:
+    """Wait for ATTACK_JS to finish on ``page`` (10 s at most): it ran on ``origin``, read no
+    user list, stole no CSRF token and opened no WebSocket."""
+    for _ in range(100):
+        if "ATTACK done 1" in log:
+            break
+        await page.wait_for_timeout(100)
+    assert f"ATTACK origin {origin}" in log, log
+    assert "ATTACK done 1" in log, log
+    assert "ATTACK csrf stolen" not in log and "ATTACK users 200" not in log, log
+    assert not any(line.startswith("ATTACK ws open") for line in log), log
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def context() -> AsyncIterator[BrowserContext]:
     async with async_playwright() as playwright:
@@ -140,15 +153,8 @@ async def test_with_apps_domain_alices_extension_gets_nothing_from_an_admin(
     # The admin lands in alice's JupyterLab, on the workspace's own origin...
     await page.wait_for_url(re.compile(re.escape(alice_host) + "/user/alice/attack/lab"))
     await page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
-    for _ in range(100):
-        if "ATTACK done 1" in log:
-            break
-        await page.wait_for_timeout(100)
     # ... where alice's script did run, and got nothing.
-    assert f"ATTACK origin {alice_host}" in log, log
-    assert "ATTACK done 1" in log, log
-    assert "ATTACK csrf stolen" not in log and "ATTACK users 200" not in log, log
-    assert not any(line.startswith("ATTACK ws open") for line in log), log
+    await assert_attack_got_nothing(page, log, alice_host)
     assert "ATTACK sw refused" in log, log
     assert user_names(apps_stack) == before  # no admin was made, by form or API
     # The hub's origin has no service worker, and the hub's cookie never left its host.

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from labspace.errors import Conflict, InvalidInput, NotFound
 from labspace.identity.passwords import MIN_PASSWORD_LENGTH, hash_password
@@ -42,13 +43,9 @@ class UserService:
                 async with self._uid_lock, self.db.session() as session:
                     if await session.scalar(select(User.id).where(User.name == name)):
                         raise Conflict(f"user {name!r} exists already")
-                    # Allocated above the local accounts only: a directory's large
-                    # uidNumbers do not push the range (the unique uid catches a clash).
-                    top = await session.scalar(
-                        select(func.max(User.uid)).where(User.source == LOCAL))
                     user = User(
                         name=name,
-                        uid=max(top or 0, UID_BASE - 1) + 1,
+                        uid=await _next_local_uid(session),
                         password_hash=password_hash,
                         is_admin=is_admin,
                     )
@@ -78,9 +75,7 @@ class UserService:
                     raise Conflict(f"uid {uid} of the directory's {name!r} belongs to "
                                    f"{holder.name!r} here")
             elif user is None:
-                top = await session.scalar(
-                    select(func.max(User.uid)).where(User.source == LOCAL))
-                uid = max(top or 0, UID_BASE - 1) + 1
+                uid = await _next_local_uid(session)
             if user is None:
                 user = User(name=name, uid=uid, source=DIRECTORY, is_admin=bool(is_admin))
                 session.add(user)
@@ -126,3 +121,10 @@ class UserService:
     async def count(self) -> int:
         async with self.db.session() as session:
             return int(await session.scalar(select(func.count(User.id))) or 0)
+
+
+async def _next_local_uid(session: AsyncSession) -> int:
+    """The uid after the local accounts' highest: allocated above the local accounts only, so
+    a directory's large uidNumbers do not push the range (the unique uid catches a clash)."""
+    top = await session.scalar(select(func.max(User.uid)).where(User.source == LOCAL))
+    return max(top or 0, UID_BASE - 1) + 1

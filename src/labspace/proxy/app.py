@@ -369,7 +369,7 @@ class Proxy:
         return pages.upstream_down(request)  # not reached
 
     async def forward(self, request: web.Request, route: Route, path: str, tail: str,
-                       websocket: bool) -> web.StreamResponse:
+                      websocket: bool) -> web.StreamResponse:
         assert route.target is not None
         try:
             secret = secret_field(route.secret_header, route.secret_value) if (
@@ -404,7 +404,7 @@ class Proxy:
                 if len(value) <= MAX_TOKEN_LENGTH]
 
     async def caller(self, request: web.BaseRequest,
-                      cookie_digests: list[str]) -> gate.Caller | None:
+                     cookie_digests: list[str]) -> gate.Caller | None:
         """Who sent the request: an API token in the Authorization header, else a cookie."""
         token_digest = gate.bearer_digest(request)
         if token_digest is not None:
