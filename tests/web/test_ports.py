@@ -118,3 +118,28 @@ async def test_long_names_get_no_host_and_say_why(apps_api: Api) -> None:
         refused = await them.put(f"/hub/api/workspaces/{owner}/{name}/ports/8050",
                                  json={"level": "authenticated"})
     assert refused.status_code == 400 and "too long" in refused.text
+
+
+async def test_the_hub_hands_a_ticket_for_a_shared_port_only_to_whom_it_admits(
+        apps_api: Api) -> None:
+    client, _ = apps_api
+    await _workspace(client)
+    opening = "/hub/shared/ada/demo/8050"
+    async with await client_as(client, "eve") as eve:
+        for path in (opening, "/hub/shared/ada/nothere/8050"):  # private, or no such thing
+            refused = await eve.get(path, params={"next": "/x"})
+            assert refused.status_code == 403 and "ticket" not in refused.headers.get(
+                "location", "")
+        assert (await client.put(f"{PORTS}/8050", json={"level": "authenticated"})
+                ).status_code == 200
+        for target, kept in (("/dash?x=1", "/dash?x=1"), ("//evil.example/", "/"),
+                             ("https://evil.example/", "/"), ("/" + "a" * 3000, "/")):
+            sent = await eve.get(opening, params={"next": target})
+            assert sent.status_code == 303
+            location = httpx.URL(sent.headers["location"])
+            assert location.host == "8050-demo--ada.apps.lab.localhost"
+            assert location.path == "/_labspace/auth" and location.params["ticket"]
+            assert location.params["next"] == kept
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://hub") as nobody:
+        sent = await nobody.get(opening, params={"next": "/x"})
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/hub/login")
