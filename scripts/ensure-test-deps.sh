@@ -3,7 +3,7 @@
 # Debian packages (docker-registry and openssl for the swarm tests' registry; ssh and rsync for
 # the SSH tests; slapd for the LDAP tests), the .venv with labspace[test], a PostgreSQL role/db
 # labspace_test, a running Docker engine and the labspace/jupyterlab image (rebuilt only when
-# its files change).
+# its files change), and the test identity provider's npm packages.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,6 +45,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
    || ! .venv/bin/python -c 'import labspace, pytest, ruff, mypy' >/dev/null 2>&1; then
     log "pip install -e '.[test]'"
     .venv/bin/python -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+    echo "$want" > "$stamp"
+fi
+
+# -- the single sign-on tests' identity provider (oidc-provider on Node.js) ------------------
+if ! command -v npm >/dev/null 2>&1; then
+    log "installing nodejs and npm"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+provider=tests/identity/oidc_provider
+stamp=$provider/node_modules/.labspace-lock-sha256
+want=$(sha256sum $provider/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "npm ci in $provider"
+    (cd $provider && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     echo "$want" > "$stamp"
 fi
 

@@ -184,6 +184,36 @@ class Settings(BaseSettings):
     ldap_admin_groups: list[str] = Field(default_factory=list, description="Members of these "
                                          "groups are labspace administrators (checked at each "
                                          "login).")
+    oidc_issuer: str = Field("", description="Single sign-on with an OpenID Connect provider "
+                             "as well (a button on the login page), e.g. Keycloak's "
+                             "https://sso.example.org/realms/lab. Empty: off.")
+    oidc_preset: Literal["generic", "keycloak"] = Field(
+        "generic", description="keycloak: groups arrive as paths (\"/phd\"), the leading "
+        "slash is dropped.")
+    oidc_client_id: str = Field("", description="labspace's client id at the provider; its "
+                                "redirect URI is public_url + /hub/oidc/callback.")
+    oidc_client_secret: str = Field("", description="Its secret (a confidential client; PKCE "
+                                    "is used as well).")
+    oidc_scopes: list[str] = Field(default_factory=list, description="Scopes asked for "
+                                   "(default: openid, profile, email).")
+    oidc_username_claim: str = Field("preferred_username", description="The claim that is "
+                                     "the labspace user name.")
+    oidc_groups_claim: str = Field("groups", description="The claim that lists the groups.")
+    oidc_uid_claim: str = Field("", description="A claim with the numeric uid (FreeIPA's "
+                                "uidNumber through a Keycloak mapper); empty: allocated.")
+    oidc_gid_claim: str = Field("", description="A claim with the numeric primary gid.")
+    oidc_ca_file: Path | None = Field(None, description="CA certificates (PEM) the provider's "
+                                      "certificate is checked against (default: the "
+                                      "system's).")
+    oidc_allowed_groups: list[str] = Field(default_factory=list, description="Only members "
+                                           "of these groups may log in (empty: everyone the "
+                                           "provider logs in).")
+    oidc_admin_groups: list[str] = Field(default_factory=list, description="Members of these "
+                                         "groups are labspace administrators (checked at each "
+                                         "login).")
+    oidc_name: str = Field("single sign-on", description="The button says \"Log in with "
+                           "...\": the provider's name for your users (e.g. \"Lab "
+                           "account\").")
 
     @field_validator("public_port", "hub_port")
     @classmethod
@@ -211,6 +241,14 @@ class Settings(BaseSettings):
         if not _DOMAIN_RE.fullmatch(value):
             raise ValueError(f"not a DNS domain name: {value!r} (e.g. apps.lab.example.org)")
         return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError("oidc_issuer needs oidc_client_id and oidc_client_secret")
+        if self.oidc_issuer and urlsplit(self.oidc_issuer).scheme not in ("https", "http"):
+            raise ValueError(f"oidc_issuer is not a URL: {self.oidc_issuer!r}")
+        return self
 
     @model_validator(mode="after")
     def _apps_need_secure_cookies(self) -> Settings:

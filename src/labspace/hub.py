@@ -15,6 +15,7 @@ from labspace.errors import LabspaceError, PermissionDenied
 from labspace.identity.authenticator import Authenticator, build_authenticator
 from labspace.identity.devicelogin import DeviceLogins
 from labspace.identity.failedlogins import LoginThrottle
+from labspace.identity.oidc import OidcClient, OidcConfig
 from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
@@ -58,6 +59,7 @@ class Hub:
     ssh_keys: SshKeyStore
     sharing: PortSharing
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
+    oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def offboard(self, name: str, *, by: str) -> User:
@@ -145,7 +147,13 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
                store=store, manager=manager, bus=bus,
                authenticator=build_authenticator(settings, users),
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
-               sharing=sharing)
+               sharing=sharing, oidc=single_sign_on(settings))
+
+
+def single_sign_on(settings: Settings) -> OidcClient | None:
+    if not settings.oidc_issuer:
+        return None
+    return OidcClient(OidcConfig.from_settings(settings), f"{settings.url}/hub/oidc/callback")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from labspace.config import Settings
 from labspace.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RuntimeFailure
 from labspace.identity.ldap import LdapConfig, LdapDirectory
 from labspace.identity.passwords import verify_password
-from labspace.identity.users import UserService
+from labspace.identity.users import DIRECTORY, UserService
 from labspace.state.models import User
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,10 @@ class DirectoryAuthenticator:
             return None
         name = normalise(found.name)
         try:
-            await self.users.sync_directory_user(
-                name, found.uid, found.gid,
-                [{"name": group.name, "gid": group.gid} for group in found.groups],
-                bool(groups & self.admin_groups) if self.admin_groups else None)
+            await self.users.sync_external_user(
+                DIRECTORY, name, uid=found.uid, gid=found.gid,
+                groups=[{"name": group.name, "gid": group.gid} for group in found.groups],
+                is_admin=bool(groups & self.admin_groups) if self.admin_groups else None)
         except (Conflict, InvalidInput) as error:
             log.warning("directory user %r cannot log in: %s", found.name, error.message)
             raise NotAuthenticated(

@@ -20,7 +20,10 @@ from labspace.state.models import User
 
 # Workspace uids start here, clear of the image's system and first human accounts.
 UID_BASE = 10000
-LOCAL, DIRECTORY = "local", "ldap"  # User.source
+LOCAL, DIRECTORY, SINGLE_SIGN_ON = "local", "ldap", "oidc"  # User.source
+# Ids from a directory or provider below these are the system's (root, daemon, sudo, docker):
+# a workspace never runs as one, nor has its files owned by one.
+MIN_UID, MIN_GID = 1000, 100
 
 
 @dataclass
@@ -56,28 +59,37 @@ class UserService:
                     raise Conflict(f"user {name!r} exists already") from error
         raise Conflict("could not allocate a uid; try again")
 
-    async def sync_directory_user(self, name: str, uid: int | None, gid: int | None,
-                                  groups: builtins.list[dict[str, Any]],
-                                  is_admin: bool | None) -> User:
-        """Create or update the account of a directory user who just logged in: the
-        directory's uidNumber, gidNumber and groups (and admin rights when admin groups are
-        configured). Refused (Conflict) for a name a local account has, or a uid another
-        account has: neither may be taken over from the directory."""
+    async def sync_external_user(
+        self, source: str, name: str, *, uid: int | None, gid: int | None,
+        groups: builtins.list[dict[str, Any]], is_admin: bool | None,
+        subject: str | None = None,
+    ) -> User:
+        """Create or update the account of someone the lab's directory or identity provider
+        (``source``) just logged in: its uid and gid where it has them, its groups (and admin
+        rights when admin groups are configured). Refused (Conflict) for a name another
+        source's account has, a name bound to another ``subject`` (the provider's id of the
+        person: a renamed account at the provider cannot take over someone's name here), or
+        a uid another account has; refused (InvalidInput) for a system uid or gid."""
         validate_user_name(name)
+        _check_ids(uid, gid, groups)
         async with self._uid_lock, self.db.session() as session:
             user = await session.scalar(select(User).where(User.name == name))
-            if user is not None and user.source != DIRECTORY:
-                raise Conflict(f"{name!r} is a local account; the directory's {name!r} "
-                               "cannot take it over")
+            if user is not None and user.source != source:
+                raise Conflict(f"{name!r} is a {user.source} account; the {source} account "
+                               f"{name!r} cannot take it over")
+            if user is not None and user.subject != subject:
+                raise Conflict(f"{name!r} belongs to another {source} account (its id at "
+                               "the provider changed)")
             if uid is not None:
                 holder = await session.scalar(select(User).where(User.uid == uid))
                 if holder is not None and holder is not user:
-                    raise Conflict(f"uid {uid} of the directory's {name!r} belongs to "
+                    raise Conflict(f"uid {uid} of the {source} account {name!r} belongs to "
                                    f"{holder.name!r} here")
             elif user is None:
                 uid = await _next_local_uid(session)
             if user is None:
-                user = User(name=name, uid=uid, source=DIRECTORY, is_admin=bool(is_admin))
+                user = User(name=name, uid=uid, source=source, subject=subject,
+                            is_admin=bool(is_admin))
                 session.add(user)
             elif uid is not None:
                 user.uid = uid
@@ -128,3 +140,12 @@ async def _next_local_uid(session: AsyncSession) -> int:
     a directory's large uidNumbers do not push the range (the unique uid catches a clash)."""
     top = await session.scalar(select(func.max(User.uid)).where(User.source == LOCAL))
     return max(top or 0, UID_BASE - 1) + 1
+
+
+def _check_ids(uid: int | None, gid: int | None, groups: list[dict[str, Any]]) -> None:
+    if uid is not None and not MIN_UID <= uid < 2**31:
+        raise InvalidInput(f"uid {uid} is a system uid (or out of range): not used")
+    gids = [gid, *(group.get("gid") for group in groups)]
+    for number in gids:
+        if number is not None and not MIN_GID <= number < 2**31:
+            raise InvalidInput(f"gid {number} is a system gid (or out of range): not used")

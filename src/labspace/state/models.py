@@ -62,8 +62,11 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
-    # Where the account comes from: "local", or "ldap" (made and updated at each login).
+    # Where the account comes from: "local", "ldap" or "oidc" (the last two made and updated
+    # at each login).
     source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
+    # The identity provider's stable id of the person ("sub"); None for other sources.
+    subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     # The directory's groups at the last login: [{"name": "phd", "gid": 5002}, ...]
     groups: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

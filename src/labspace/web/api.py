@@ -102,6 +102,11 @@ async def list_users(_: AdminDep, hub: HubDep) -> list[UserPublic]:
     return [UserPublic.of(user) for user in await hub.users.list()]
 
 
+@router.get("/users/{name}", response_model=UserPublic)
+async def get_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
+    return UserPublic.of(await hub.users.get(name))
+
+
 @router.post("/users", response_model=UserCreated, status_code=201)
 async def create_user(body: UserCreate, _: AdminDep, hub: HubDep) -> UserCreated:
     password = body.password or generate_password()

@@ -105,12 +105,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def not_found(request: Request, _error: Exception) -> Response:
         return error_response(request, 404, "there is nothing at this address")
 
-    from labspace.web import api, apidocs, clilogin, login, nodes, open, pages, ports, sshkeys
+    from labspace.web import (
+        api,
+        apidocs,
+        clilogin,
+        login,
+        nodes,
+        oidc,
+        open,
+        pages,
+        ports,
+        sshkeys,
+    )
 
     apidocs.add_api_docs(app)
     app.include_router(api.router)
     app.include_router(nodes.router)
     app.include_router(login.router)
+    app.include_router(oidc.router)
     app.include_router(pages.router)
     app.include_router(open.router)
     app.include_router(sshkeys.router)

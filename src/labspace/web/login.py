@@ -19,6 +19,7 @@ from labspace.errors import NotAuthenticated, PermissionDenied, RuntimeFailure, 
 from labspace.hub import Hub
 from labspace.identity.authenticator import login, normalise
 from labspace.identity.tokens import digest, issue_token, revoke_token
+from labspace.state.models import User
 from labspace.web.deps import Caller, HubDep, check_origin, optional_caller, user_caller
 
 router = APIRouter(prefix="/hub")
@@ -27,12 +28,13 @@ LOGIN_COOKIE = "labspace-login"
 LOGIN_FIELD = "_login"
 
 
-def _login_form(request: Request, hub: Hub, status: int = 200, **context: Any) -> Response:
+def login_form(request: Request, hub: Hub, status: int = 200, **context: Any) -> Response:
     """Render the login form with a fresh nonce, set in the form and in a cookie."""
     nonce = secrets.token_urlsafe(24)
     response: Response = request.app.state.templates.TemplateResponse(
         request, "login.html",
-        {"caller": None, "error": None, "username": "", **context, "login_nonce": nonce},
+        {"caller": None, "error": None, "username": "", "next": "/hub/", **context,
+         "login_nonce": nonce, "single_sign_on": hub.oidc.config.name if hub.oidc else None},
         status_code=status,
     )
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, path="/hub/login", httponly=True,
@@ -68,7 +70,7 @@ async def login_page(
 ) -> Response:
     if caller is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return _login_form(request, hub, next=safe_next(next))
+    return login_form(request, hub, next=safe_next(next))
 
 
 @router.post("/login", include_in_schema=False)
@@ -83,7 +85,7 @@ async def login_submit(
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if (not expected or not hmac.compare_digest(expected.encode(), login_nonce.encode())
             or not _from_own_page(request)):
-        return _login_form(
+        return login_form(
             request, hub, 403, next=safe_next(next), username=username,
             error="The login form expired or did not come from this site; please try again.",
         )
@@ -97,17 +99,23 @@ async def login_submit(
     except (NotAuthenticated, TooManyAttempts, RuntimeFailure) as error:
         if isinstance(error, NotAuthenticated):
             await hub.login_throttle.failed(*key)
-        response = _login_form(request, hub, error.http_status, next=safe_next(next),
+        response = login_form(request, hub, error.http_status, next=safe_next(next),
                                username=username, error=error.message)
         if isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
     await hub.login_throttle.succeeded(*key)
+    response = await start_session(hub, user, safe_next(next))
+    response.delete_cookie(LOGIN_COOKIE, path="/hub/login")
+    return response
+
+
+async def start_session(hub: Hub, user: User, next_path: str) -> Response:
+    """The session cookie of a fresh login (password or single sign-on), and on to next."""
     async with hub.db.session() as session:
         token = await issue_token(session, user, kind="session",
                                   max_age=hub.settings.session_max_age)
-    response = RedirectResponse(safe_next(next), status_code=303)
-    response.delete_cookie(LOGIN_COOKIE, path="/hub/login")
+    response = RedirectResponse(next_path, status_code=303)
     # Host-only (no Domain), so never sent to a workspace's host; __Host- named over HTTPS.
     response.set_cookie(
         hub.settings.session_cookie, token, max_age=hub.settings.session_max_age, path="/",

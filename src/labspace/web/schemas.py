@@ -27,13 +27,19 @@ class UserCreate(_Input):
 class UserPublic(BaseModel):
     name: str
     uid: int
+    gid: int = Field(description="The primary gid (the directory's gidNumber, else the uid).")
     admin: bool
     disabled: bool
+    source: str = Field(description="local, ldap (the directory) or oidc (single sign-on).")
+    groups: list[str] = Field(description="Groups from the directory or the provider, as of "
+                              "the last login.")
     created_at: datetime
 
     @classmethod
     def of(cls, user: User) -> UserPublic:
-        return cls(name=user.name, uid=user.uid, admin=user.is_admin, disabled=user.disabled,
+        return cls(name=user.name, uid=user.uid, gid=user.primary_gid, admin=user.is_admin,
+                   disabled=user.disabled, source=user.source,
+                   groups=[str(group.get("name")) for group in user.groups or []],
                    created_at=user.created_at)
 
 
