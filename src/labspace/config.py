@@ -59,6 +59,19 @@ class Settings(BaseSettings):
         description="Host directory holding one home per user (the lab's NFS mount in "
         "production). Default: data_dir/homes.",
     )
+    shared_dir: Path | None = Field(
+        None, description="A lab-wide folder on the host (the NAS), mounted at /shared in "
+        "every workspace. Created mode 1777 (sticky) when missing. Default: none.")
+    shared_read_only: bool = Field(False, description="Mount /shared read-only.")
+    group_folders_dir: Path | None = Field(
+        None, description="Host directory of the groups' folders: <dir>/<group>, owned by "
+        "the group's gid, mode 2770, mounted at /groups/<group> in its members' workspaces "
+        "only (groups with a gid: the directory's). Membership changes apply at the next "
+        "start. Default: none.")
+    group_folders: list[str] = Field(default_factory=list, description="Only these groups "
+                                     "get a folder (empty: every group with a gid).")
+    group_folders_read_only: list[str] = Field(default_factory=list, description="These "
+                                               "groups' folders are mounted read-only.")
     public_host: str = Field("0.0.0.0", description="Address the public proxy listens on.")
     public_port: int = Field(8000, description="The one public port (proxy: UI, API, apps).")
     public_url: str | None = Field(

@@ -120,6 +120,39 @@ def test_skel_only_into_an_empty_home(home: Path) -> None:
     assert done.stdout.split() == ["notes.txt"]
 
 
+def test_supplementary_groups_are_the_directorys_exactly(home: Path) -> None:
+    """New gids are made with the directory's names; a gid the image has keeps its name; a
+    name the image uses for another gid becomes labspace-<gid>; files made with the group's
+    gid carry it."""
+    done = _run(home, "id -G | tr ' ' '\\n' | sort -n | tr '\\n' ' '; echo; "
+                      "getent group 6001 6002 100 | cut -d: -f1,4 | tr '\\n' ' '; echo; "
+                      "mkdir /tmp/d && chgrp phd /tmp/d && chmod 2770 /tmp/d && "
+                      "touch /tmp/d/f && stat -c %g /tmp/d/f",
+                env={"LABSPACE_GROUPS": "phd:6001,root:6002,users:100"})
+    assert done.returncode == 0, done.stderr
+    ids, groups, made = done.stdout.splitlines()
+    assert ids.split() == [str(g) for g in sorted([GID, 100, 6001, 6002])]
+    assert groups.split() == [f"phd:{USER}", f"labspace-6002:{USER}", f"users:{USER}"]
+    assert made == "6001"
+
+
+@pytest.mark.parametrize("groups", ["sudo:27", "x:0", "a:b", "we;rd:6000", "-x:6000"])
+def test_a_system_or_malformed_group_is_refused(home: Path, groups: str) -> None:
+    done = _run(home, "id", env={"LABSPACE_GROUPS": groups})
+    assert done.returncode != 0 and "LABSPACE_GROUPS" in done.stderr
+
+
+def test_a_new_home_links_the_labs_shared_folder(home: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    done = subprocess.run(
+        ["docker", "run", "--rm", *_run_args(home, sudo=False), "-v", f"{shared}:/shared",
+         IMAGE, "sh", "-c", "readlink ~/shared"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "/shared"
+
+
 def test_missing_home_is_created_for_the_user() -> None:
     done = _run(None, 'stat -c "%a %u %g" "$HOME"; touch "$HOME/x" && echo writable')
     assert done.returncode == 0, done.stderr

@@ -18,13 +18,15 @@ import aiohttp
 
 from labspace.config import Settings
 from labspace.errors import Conflict, LabspaceError, RuntimeFailure, StartFailed
-from labspace.runtime import ContainerInfo, Runtime
+from labspace.runtime import ContainerInfo, Mount, Runtime
 from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
 from labspace.ssh import SshKeyStore
 from labspace.storage import ensure_home
 from labspace.templates import TemplateSpec
 from labspace.templates.store import TemplateStore
+from labspace.workspaces.sharedfolders import shared_mounts
 from labspace.workspaces.spec import (
+    LABEL_MOUNTS,
     SshDirs,
     build_container_spec,
     health_url,
@@ -184,8 +186,9 @@ class WorkspaceManager:
             home = await ensure_home(self.settings.homes, record.owner, record.uid,
                                         record.identity.primary_gid)
             ssh = await self._prepare_ssh(record)
+            shared = await shared_mounts(self.settings, record.identity)
             await self._ensure_network()
-            container = await self._ensure_container(record, template, home, ssh)
+            container = await self._ensure_container(record, template, home, ssh, shared)
             # Every start is recorded (a kept container started again is a new start too).
             await self.store.begin_instance(
                 record.id, instance_spec(template, container.image_id), handle=container.id,
@@ -251,17 +254,23 @@ class WorkspaceManager:
 
     async def _ensure_container(
         self, record: WorkspaceRecord, template: TemplateSpec, home: Path,
-        ssh: SshDirs | None = None,
+        ssh: SshDirs | None = None, shared: tuple[Mount, ...] = (),
     ) -> ContainerInfo:
-        if record.container_id:
-            existing = await self.runtime.inspect(record.container_id)
-            if existing is not None:
-                return existing
         spec = build_container_spec(
             instance=self.settings.instance, network=self.settings.docker_network,
-            home=home, ssh=ssh,
+            home=home, ssh=ssh, shared=shared,
             ws=record.identity, template=template,
         )
+        if record.container_id:
+            existing = await self.runtime.inspect(record.container_id)
+            if existing is not None and existing.labels.get(LABEL_MOUNTS) in (
+                    None, spec.labels[LABEL_MOUNTS]):
+                return existing
+            if existing is not None:  # the owner's groups changed: their folders and ids too
+                # (a container from before this label has none: kept as it is)
+                await self.store.note(record, "its shared folders or groups changed: a new "
+                                              "container (the home is kept)")
+                await self.runtime.remove(existing.id)
 
         async def progress(line: str) -> None:  # the pull's bytes, as the workspace's message
             await self.store.transition(record.id, State.STARTING, line)

@@ -3,6 +3,8 @@ workspace container looks."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,29 @@ class WorkspaceIdentity:
     name: str
     secret: str
     gid: int | None = None  # the owner's primary gid; None: the uid
+    # The owner's groups that have a gid: supplementary groups inside the workspace.
+    groups: tuple[tuple[str, int], ...] = ()
 
     @property
     def primary_gid(self) -> int:
         return self.uid if self.gid is None else self.gid
+
+
+# What a kept container was made with (its mounts, its groups): when the owner's groups
+# change, the next start makes a new container (workspaces/manager.py).
+LABEL_MOUNTS = "org.labspace.mounts"
+_GROUP_LABEL = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+
+
+def group_label(name: str, gid: int) -> str:
+    """The group's name inside the workspace: the directory's where it is a valid Linux
+    group name, else labspace-<gid> (the entrypoint takes the name as given)."""
+    return name if _GROUP_LABEL.fullmatch(name) else f"labspace-{gid}"
+
+
+def mounts_digest(mounts: list[Mount], groups: str) -> str:
+    text = "\n".join(f"{m.source}:{m.target}:{int(m.read_only)}" for m in mounts)
+    return hashlib.sha256(f"{text}\n{groups}".encode()).hexdigest()[:16]
 
 
 def base_url(owner: str, workspace: str) -> str:
@@ -81,7 +102,9 @@ def build_container_spec(
     ws: WorkspaceIdentity,
     template: TemplateSpec,
     ssh: SshDirs | None = None,
+    shared: tuple[Mount, ...] = (),
 ) -> ContainerSpec:
+    """``shared``: the lab's and the owner's groups' folders (workspaces/sharedfolders.py)."""
     values = placeholder_values(ws, template)
     env = {key: _fill(value, values) for key, value in template.env.items()}
     env.update(
@@ -93,10 +116,14 @@ def build_container_spec(
         LABSPACE_WORKSPACE=ws.name,
         LABSPACE_BASE_URL=values["base_url"],
     )
+    if ws.groups:
+        env["LABSPACE_GROUPS"] = ",".join(f"{group_label(name, gid)}:{gid}"
+                                          for name, gid in ws.groups)
     mounts = [Mount(source=str(home), target=values["home"])]
     if ssh is not None:  # read-only: nothing inside the workspace changes who may log in
         mounts += [Mount(str(ssh.keys), KEYS_TARGET, read_only=True),
                    Mount(str(ssh.host), HOST_TARGET, read_only=True)]
+    mounts += shared
     mounts += [Mount(m.source, m.target, m.read_only) for m in template.mounts]
     return ContainerSpec(
         name=container_name(instance, ws),
@@ -104,6 +131,7 @@ def build_container_spec(
         command=[_fill(part, values) for part in template.app.command],
         env=env,
         labels={
+            LABEL_MOUNTS: mounts_digest(mounts, env.get("LABSPACE_GROUPS", "")),
             LABEL_INSTANCE: instance,
             LABEL_OWNER: ws.owner,
             LABEL_WORKSPACE: ws.name,

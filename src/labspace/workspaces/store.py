@@ -39,12 +39,13 @@ class WorkspaceRecord:
     updated_at: datetime
     node: str = ""  # where its open instance runs ("" on a single engine, or none open)
     gid: int | None = None  # its owner's primary gid (User.primary_gid); None: the uid
+    groups: tuple[tuple[str, int], ...] = ()  # its owner's groups that have a gid
 
     @property
     def identity(self) -> WorkspaceIdentity:
         return WorkspaceIdentity(
             id=self.id, owner=self.owner, uid=self.uid, name=self.name, secret=self.secret,
-            gid=self.gid)
+            gid=self.gid, groups=self.groups)
 
 
 def _record(ws: Workspace, owner: User, node: str | None = None) -> WorkspaceRecord:
@@ -53,6 +54,8 @@ def _record(ws: Workspace, owner: User, node: str | None = None) -> WorkspaceRec
         owner=owner.name,
         uid=owner.uid,
         gid=owner.primary_gid,
+        groups=tuple((str(group["name"]), int(group["gid"])) for group in owner.groups or []
+                     if isinstance(group.get("gid"), int)),
         name=ws.name,
         template=ws.template,
         state=State(ws.state),
