@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     ldap_admin_groups: list[str] = Field(default_factory=list, description="Members of these "
                                          "groups are labspace administrators (checked at each "
                                          "login).")
+    ldap_sync_interval: float = Field(300.0, description="Seconds between checks that each "
+                                      "directory account is still in the directory and its "
+                                      "allowed groups; one that is not is disabled (0: "
+                                      "never).")
     oidc_issuer: str = Field("", description="Single sign-on with an OpenID Connect provider "
                              "as well (a button on the login page), e.g. Keycloak's "
                              "https://sso.example.org/realms/lab. Empty: off.")

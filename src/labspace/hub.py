@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
-from labspace.identity.authenticator import Authenticator, build_authenticator
+from labspace.identity.authenticator import Authenticator, build_authenticator, lab_directory
 from labspace.identity.devicelogin import DeviceLogins
+from labspace.identity.directorysync import Sweep, sweep
 from labspace.identity.failedlogins import LoginThrottle
+from labspace.identity.ldap import LdapDirectory
 from labspace.identity.oidc import OidcClient, OidcConfig
 from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
@@ -60,6 +62,7 @@ class Hub:
     sharing: PortSharing
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
     oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
+    directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def offboard(self, name: str, *, by: str) -> User:
@@ -74,6 +77,27 @@ class Hub:
             if record.state != State.STOPPED:
                 await self.manager.stop(record.owner, record.name)
         return user
+
+    async def sync_directory(self) -> Sweep | None:
+        """Offboard the directory accounts that left the directory or its allowed groups
+        (identity/directorysync.py); None without a directory."""
+        if self.directory is None:
+            return None
+        allowed = frozenset(group.lower() for group in self.settings.ldap_allowed_groups)
+        found = await sweep(self.directory, self.users, allowed)
+        if not found.held_back:
+            for name in found.gone:
+                log.info("%s left the directory or its allowed groups: disabled", name)
+                await self.offboard(name, by="the directory")
+        return found
+
+    async def _sync_directory_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ldap_sync_interval)
+            try:
+                await self.sync_directory()
+            except LabspaceError as error:  # the directory is down: ask again next time
+                log.warning("directory check skipped: %s", error.message)
 
     async def save_template(self, spec: TemplateSpec, *, replace: bool) -> TemplateSpec:
         """Add or replace a template; a lowered port_sharing lowers the shares made under
@@ -103,6 +127,9 @@ class Hub:
                         self.settings.reconcile_interval, error)
         self._background.append(asyncio.create_task(
             reconcile_forever(self.manager, self.settings.reconcile_interval), name="reconcile"))
+        if self.directory is not None and self.settings.ldap_sync_interval > 0:
+            self._background.append(asyncio.create_task(
+                self._sync_directory_forever(), name="directory sync"))
 
     async def close(self) -> None:
         for task in self._background:
@@ -141,11 +168,13 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     ssh_keys = SshKeyStore(db, SshFiles(settings.homes))
     manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys)
     proxy = ProxyNotifier(settings.control_socket)
+    directory = lab_directory(settings)
     sharing = PortSharing(ShareStore(db), runtime, templates,
                           Origins(settings.url, settings.apps_domain), proxy.shares_changed)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
                store=store, manager=manager, bus=bus,
-               authenticator=build_authenticator(settings, users),
+               authenticator=build_authenticator(settings, users, directory),
+               directory=directory,
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
                sharing=sharing, oidc=single_sign_on(settings))
 

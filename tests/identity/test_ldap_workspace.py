@@ -6,9 +6,11 @@ a folder each under /groups (members only), and the lab's /shared."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def ldap_stack(jupyter_image: str) -> Iterator[tuple[Stack, Slapd]]:
         "LABSPACE_SHARED_DIR": str(root / "nas" / "shared"),
         "LABSPACE_GROUP_FOLDERS_DIR": str(root / "nas" / "groups"),
         "LABSPACE_GROUP_FOLDERS_READ_ONLY": json.dumps(["gpu"]),
+        "LABSPACE_LDAP_SYNC_INTERVAL": "1",
         "LABSPACE_AUTH": "ldap", "LABSPACE_LDAP_URL": slapd.url,
         "LABSPACE_LDAP_PRESET": "freeipa", "LABSPACE_LDAP_BASE_DN": slapd.base,
         "LABSPACE_LDAP_BIND_DN": slapd.manager,
@@ -123,3 +126,35 @@ def test_the_directorys_groups_and_their_folders_are_in_the_workspace(
     seen = _in_workspace(stack, "id -G; ls /groups; ls ~/shared/")
     assert "6001" not in seen[0].split() and "phd" not in seen[1:]
     assert "from-alice" in seen
+
+
+def test_leaving_the_allowed_groups_offboards_within_the_sync_interval(
+        ldap_stack: tuple[Stack, Slapd]) -> None:
+    """Her session and tokens end and her workspaces stop by the hub's own periodic check,
+    with no admin involved; her home is kept."""
+    stack, slapd = ldap_stack
+    alice = _alice(stack)
+    ensure_running(alice, "groups")
+    web = httpx.Client(base_url=stack.url, timeout=60, headers={"Accept": "text/html"})
+    assert log_in(web, "alice", "alice-directory-pw").status_code == 303
+    assert web.get("/hub/").status_code == 200
+    _in_workspace(stack, "touch ~/kept-after-offboarding")
+    for group in ("phd", "gpu"):
+        with contextlib.suppress(Exception):  # the previous test took her out of phd
+            slapd.set_member(group, "alice", False)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (alice_of(stack) or {}).get("disabled"):
+        time.sleep(0.2)
+    assert (alice_of(stack) or {}).get("disabled"), "not offboarded within 15 s"
+    assert web.get("/hub/", follow_redirects=False).status_code == 303  # to the login page
+    with alice.api() as api:
+        assert api.get("/hub/api/workspaces").status_code == 401
+    with stack.client() as admin:
+        wait_state(admin, "alice", "groups", {"stopped"})
+    assert (stack.data_dir / "homes" / "alice" / "kept-after-offboarding").exists()
+
+
+def alice_of(stack: Stack) -> dict[str, object] | None:
+    with stack.client() as admin:
+        answer = admin.get("/hub/api/users/alice")
+    return answer.json() if answer.status_code == 200 else None

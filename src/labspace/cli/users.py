@@ -72,12 +72,13 @@ def list_(url: UrlOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(users)
         return
-    table = Table("name", "uid", "role", "status", "created")
+    table = Table("name", "uid", "role", "from", "status", "created")
     for user in users:
         table.add_row(
             user["name"],
             str(user["uid"]),
             "admin" if user["admin"] else "user",
+            user.get("source", "local"),
             "[red]disabled[/]" if user["disabled"] else "active",
             str(user["created_at"])[:19].replace("T", " "),
         )
@@ -113,6 +114,25 @@ def enable(
         print_json(user)
         return
     console.print(f"enabled [bold]{name}[/]")
+
+
+@app.command("sync")
+def sync(url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Check now that every directory (LDAP) account is still in the directory and its
+    allowed groups, and disable those that are not (the hub also does this on its own
+    every ldap_sync_interval seconds)."""
+    with connect(url) as client, console.status("asking the directory…"):
+        result = client.post("/directory/sync")
+    if as_json:
+        print_json(result)
+        return
+    if result["held_back"]:
+        console.print(f"[red]the directory no longer finds {len(result['gone'])} of "
+                      f"{result['checked']} accounts: nobody was disabled[/] (a wrong base DN "
+                      "or search account? see the hub's log)")
+        raise typer.Exit(1)
+    gone = ", ".join(result["gone"]) or "nobody"
+    console.print(f"checked {result['checked']} directory accounts; disabled: {gone}")
 
 
 @app.command("password")

@@ -102,15 +102,20 @@ class FirstOf:
         return None
 
 
-def build_authenticator(settings: Settings, users: UserService) -> Authenticator:
+def lab_directory(settings: Settings) -> LdapDirectory | None:
+    return LdapDirectory(LdapConfig.from_settings(settings)) if settings.auth == "ldap" else None
+
+
+def build_authenticator(settings: Settings, users: UserService,
+                        directory: LdapDirectory | None = None) -> Authenticator:
     local = LocalAuthenticator(users)
     if settings.auth != "ldap":
         return local
-    directory = DirectoryAuthenticator(
-        LdapDirectory(LdapConfig.from_settings(settings)), users,
+    directory_method = DirectoryAuthenticator(
+        directory or LdapDirectory(LdapConfig.from_settings(settings)), users,
         frozenset(g.lower() for g in settings.ldap_allowed_groups),
         frozenset(g.lower() for g in settings.ldap_admin_groups))
-    return FirstOf([directory, local])
+    return FirstOf([directory_method, local])
 
 
 _DUMMY_HASH = (

@@ -115,12 +115,20 @@ class LdapDirectory:
         password). DirectoryUnavailable when the directory cannot be asked."""
         if not username or not password:
             return None
+        return self._entry(username, password)
+
+    def lookup(self, username: str) -> DirectoryUser | None:
+        """The directory's entry for a name, without a password (the periodic check that an
+        account is still there); None when it is gone."""
+        return self._entry(username, None) if username else None
+
+    def _entry(self, username: str, password: str | None) -> DirectoryUser | None:
         service = self._connect(self.config.bind_dn, self.config.bind_password)
         try:
             entry = self._user_entry(service, username)
             if entry is None:
                 return None
-            if not self._password_ok(entry["dn"], password):
+            if password is not None and not self._password_ok(entry["dn"], password):
                 return None
             return DirectoryUser(
                 name=_first(entry, self.config.name_attribute) or username,

@@ -147,6 +147,10 @@ class Slapd:
         with self.connect() as ldap:
             ldap.add(self.group_dn(name), classes, attributes)
 
+    def remove_user(self, name: str) -> None:
+        with self.connect() as ldap:
+            ldap.delete(self.user_dn(name))
+
     def set_member(self, group: str, user: str, member: bool) -> None:
         with self.connect() as ldap:
             ldap.modify(self.group_dn(group), {"member": [

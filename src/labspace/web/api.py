@@ -19,6 +19,7 @@ from labspace.templates import TemplateSpec
 from labspace.templates.store import parse_template
 from labspace.web.deps import AdminDep, CallerDep, HubDep, visible_workspace
 from labspace.web.schemas import (
+    DirectorySync,
     PasswordReset,
     PasswordSet,
     TokenCreate,
@@ -145,6 +146,16 @@ async def create_user_token(
 @router.post("/users/{name}/enable", response_model=UserPublic)
 async def enable_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
     return UserPublic.of(await hub.reinstate(name))
+
+
+@router.post("/directory/sync", response_model=DirectorySync)
+async def sync_directory(_: AdminDep, hub: HubDep) -> DirectorySync:
+    """Disable now the directory accounts that left the directory or its allowed groups."""
+    found = await hub.sync_directory()
+    if found is None:
+        raise NotFound("no directory is configured (auth = \"ldap\")")
+    return DirectorySync(checked=found.checked, gone=list(found.gone),
+                         held_back=found.held_back)
 
 
 # -- templates -------------------------------------------------------------------------------

@@ -43,6 +43,14 @@ class UserPublic(BaseModel):
                    created_at=user.created_at)
 
 
+class DirectorySync(BaseModel):
+    checked: int = Field(description="Enabled directory accounts checked.")
+    gone: list[str] = Field(description="Those the directory no longer has or lets in: "
+                            "disabled, unless held_back.")
+    held_back: bool = Field(description="Too many gone at once (a broken search?): nobody "
+                            "was disabled.")
+
+
 class UserCreated(UserPublic):
     password: str | None = Field(None, description="The generated one-time password, if any.")
 
