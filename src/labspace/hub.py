@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
@@ -29,6 +30,7 @@ from labspace.sharing.store import ShareStore
 from labspace.ssh import SshFiles, SshKeyStore
 from labspace.state.db import Database
 from labspace.state.models import User
+from labspace.storage import remove_home, retire_home
 from labspace.storage.mounts import warn_about_homes_mount
 from labspace.storage.permissions import secure_data_dir
 from labspace.templates import builtin_templates
@@ -43,6 +45,13 @@ from labspace.workspaces.store import WorkspaceStore
 log = logging.getLogger(__name__)
 
 ADMIN_TOKEN_FILE = "admin-token"
+
+
+@dataclass(frozen=True)
+class DeletedUser:
+    name: str
+    uid: int
+    home_kept_at: str | None  # where the home was moved; None: deleted (or there was none)
 
 
 @dataclass
@@ -98,6 +107,31 @@ class Hub:
                 await self.sync_directory()
             except LabspaceError as error:  # the directory is down: ask again next time
                 log.warning("directory check skipped: %s", error.message)
+
+    async def delete_user(self, name: str, *, by: str, delete_home: bool = False
+                          ) -> DeletedUser:
+        """Delete an account: it is offboarded first (sessions, tokens and connections end),
+        its workspaces and their containers are removed, then the account (its uid is
+        retired). Its home is deleted when ``delete_home`` (the caller confirmed it by
+        name), else moved to <homes>/.deleted for an admin."""
+        if name == by:
+            raise PermissionDenied("you cannot delete your own account")
+        user = await self.users.get(name)
+        if not user.disabled:
+            await self.offboard(name, by=by)
+        for record in await self.store.list(owner=name):
+            await self.manager.delete(record.owner, record.name)
+        await self.ssh_keys.files.remove_user(name)
+        await self.users.delete(name, by=by)
+        if delete_home:
+            await remove_home(self.settings.homes, name)
+            kept = None
+        else:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            kept = await retire_home(self.settings.homes, name, user.uid, stamp)
+        log.info("user %s deleted by %s (home %s)", name, by,
+                 "deleted" if delete_home else f"kept at {kept}")
+        return DeletedUser(name, user.uid, str(kept) if kept else None)
 
     async def save_template(self, spec: TemplateSpec, *, replace: bool) -> TemplateSpec:
         """Add or replace a template; a lowered port_sharing lowers the shares made under

@@ -96,7 +96,8 @@ def test_help(path: tuple[str, ...]) -> None:
 
 
 def test_json_option_on_machine_readable_commands() -> None:
-    for path in [("user", "add"), ("user", "list"), ("workspace", "list"),
+    for path in [("user", "add"), ("user", "list"), ("user", "delete"), ("user", "sync"),
+                 ("workspace", "list"),
                  ("workspace", "create"), ("workspace", "start"), ("workspace", "stop"),
                  ("template", "list"), ("template", "show"), ("template", "add"),
                  ("config", "show")]:
@@ -119,12 +120,17 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
         "LABSPACE_SECRET_KEY": "very-secret-signing-key",
         "LABSPACE_DATABASE_URL": "postgresql+asyncpg://lab:db-pass-123@db.example/lab",
         "LABSPACE_HUB_PORT": "9123",
+        "LABSPACE_LDAP_BIND_PASSWORD": "ldap-search-account-pw",
+        "LABSPACE_OIDC_ISSUER": "https://sso.example.org/realms/lab",
+        "LABSPACE_OIDC_CLIENT_ID": "labspace",
+        "LABSPACE_OIDC_CLIENT_SECRET": "oidc-client-secret-xyz",
     }
     for args in (["config", "show"], ["config", "show", "--json"]):
         result = runner.invoke(app, args, env=env)
         assert result.exit_code == 0, result.output
-        assert "very-secret-signing-key" not in result.output
-        assert "db-pass-123" not in result.output
+        for secret in ("very-secret-signing-key", "db-pass-123", "ldap-search-account-pw",
+                       "oidc-client-secret-xyz"):
+            assert secret not in result.output
         assert "9123" in result.output
     data = json.loads(runner.invoke(app, ["config", "show", "--json"], env=env).output)
     assert data["settings"]["database_url"] == "postgresql+asyncpg://lab:***@db.example/lab"
@@ -345,6 +351,20 @@ def test_user_add_list_disable_enable(stack: Stack) -> None:
     again = stack.cli("user", "add", name, check=False)
     assert again.returncode == 5
     assert "exists already" in _error_line(again)
+
+
+@pytest.mark.docker
+def test_user_delete_needs_the_name_as_confirmation(stack: Stack) -> None:
+    name = _unique("del")
+    _json(stack.cli("user", "add", name, "--json"))
+    unconfirmed = stack.cli("user", "delete", name, check=False)  # no terminal to ask on
+    assert unconfirmed.returncode != 0 and f"--confirm {name}" in _error_line(unconfirmed)
+    wrong = stack.cli("user", "delete", name, "--confirm", "someone-else", check=False)
+    assert wrong.returncode != 0
+    assert name in {u["name"] for u in _json(stack.cli("user", "list", "--json"))}  # type: ignore[index]
+    deleted = _json(stack.cli("user", "delete", name, "--confirm", name, "--json"))
+    assert isinstance(deleted, dict) and deleted["name"] == name
+    assert name not in {u["name"] for u in _json(stack.cli("user", "list", "--json"))}  # type: ignore[index]
 
 
 @pytest.mark.docker

@@ -155,8 +155,8 @@ class Client:
     def put(self, path: str, body: Any = None) -> Any:
         return _decode(self.request("PUT", path, json=body))
 
-    def delete(self, path: str) -> Any:
-        return _decode(self.request("DELETE", path))
+    def delete(self, path: str, **params: Any) -> Any:
+        return _decode(self.request("DELETE", path, params=params or None))
 
     def text(self, path: str, **params: Any) -> str:
         return self.request("GET", path, params=params or None).text

@@ -30,6 +30,10 @@ def _mask_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+# Settings whose values are credentials: never printed.
+SECRET_SETTINGS = ("secret_key", "ldap_bind_password", "oidc_client_secret")
+
+
 def effective_settings() -> dict[str, Any]:
     """Every setting (secrets masked) plus the values derived from them."""
     from labspace.cli.server import settings_or_exit
@@ -37,8 +41,9 @@ def effective_settings() -> dict[str, Any]:
 
     settings = settings_or_exit()
     values: dict[str, Any] = json.loads(settings.model_dump_json())
-    if settings.secret_key:
-        values["secret_key"] = MASK
+    for secret in SECRET_SETTINGS:
+        if getattr(settings, secret):
+            values[secret] = MASK
     if settings.database_url:
         values["database_url"] = _mask_url(settings.database_url)
     path = config_file()

@@ -1,4 +1,5 @@
-"""``labspace user``: add, list, disable and enable accounts, and issue API tokens."""
+"""``labspace user``: add, list, disable, enable and delete accounts, issue API tokens, and
+check the directory's accounts."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from labspace.errors import InvalidInput
 from labspace.identity.passwords import MIN_PASSWORD_LENGTH
 from labspace.names import validate_user_name
 
-app = typer.Typer(no_args_is_help=True, help="Add, list, disable and enable accounts.")
+app = typer.Typer(no_args_is_help=True, help="Add, list, disable, enable and delete accounts.")
 console = Console()
 
 
@@ -114,6 +115,40 @@ def enable(
         print_json(user)
         return
     console.print(f"enabled [bold]{name}[/]")
+
+
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="The user to delete.")],
+    delete_home: Annotated[bool, typer.Option(
+        "--delete-home", help="Delete their home and every file in it (else it is moved to "
+        "<homes>/.deleted on the server).")] = False,
+    confirm: Annotated[str, typer.Option(
+        "--confirm", metavar="NAME", help="The user's name again, to delete without being "
+        "asked (scripts).")] = "",
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete an account: its sessions, tokens, SSH keys and workspaces end now; its uid is
+    never given to anyone again."""
+    if confirm != name:
+        if confirm or not sys.stdin.isatty():
+            raise InvalidInput(f"deleting {name} needs --confirm {name} (no terminal to ask "
+                               "on)" if not confirm else f"--confirm {confirm!r} is not {name!r}")
+        what = "their account, workspaces and HOME with all its files" if delete_home else (
+            "their account and workspaces (the home is kept)")
+        typed = typer.prompt(f"This deletes {what}. Type {name} to confirm")
+        if typed.strip() != name:
+            raise InvalidInput("not confirmed: nothing was deleted")
+    with connect(url) as client, console.status(f"deleting {name}…"):
+        result = client.delete(f"/users/{name}", delete_home=str(delete_home).lower(),
+                               confirm=name)
+    if as_json:
+        print_json(result)
+        return
+    home = (f"their home was moved to {result['home_kept_at']}" if result["home_kept_at"]
+            else "their home was deleted" if delete_home else "they had no home")
+    console.print(f"deleted [bold]{name}[/] (uid {result['uid']} is retired); {home}")
 
 
 @app.command("sync")

@@ -1,4 +1,4 @@
-"""Accounts: creation with a stable uid, listing, disabling."""
+"""Accounts: creation with a stable uid (never reused), listing, disabling, deleting."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +17,7 @@ from labspace.identity.passwords import MIN_PASSWORD_LENGTH, hash_password
 from labspace.identity.tokens import revoke_user_tokens
 from labspace.names import validate_user_name
 from labspace.state.db import Database
-from labspace.state.models import User
+from labspace.state.models import RetiredUser, User
 
 # Workspace uids start here, clear of the image's system and first human accounts.
 UID_BASE = 10000
@@ -130,6 +131,21 @@ class UserService:
                 raise NotFound(f"no user {name!r}")
             user.password_hash = password_hash
 
+    async def delete(self, name: str, *, by: str) -> User:
+        """Remove the account with its tokens, keys and workspace records (the database
+        cascades); its uid is retired, never allocated again. The caller removes what lives
+        outside the database first (Hub.delete_user)."""
+        async with self._uid_lock, self.db.session() as session:
+            user = await session.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound(f"no user {name!r}")
+            session.add(RetiredUser(name=user.name, uid=user.uid, source=user.source,
+                                    deleted_by=by))
+            # A statement, not the ORM's delete: the database's ON DELETE CASCADE removes the
+            # tokens, keys and workspace rows in the same transaction.
+            await session.execute(sql_delete(User).where(User.id == user.id))
+        return user
+
     async def count(self) -> int:
         async with self.db.session() as session:
             return int(await session.scalar(select(func.count(User.id))) or 0)
@@ -139,7 +155,9 @@ async def _next_local_uid(session: AsyncSession) -> int:
     """The uid after the local accounts' highest: allocated above the local accounts only, so
     a directory's large uidNumbers do not push the range (the unique uid catches a clash)."""
     top = await session.scalar(select(func.max(User.uid)).where(User.source == LOCAL))
-    return max(top or 0, UID_BASE - 1) + 1
+    retired = await session.scalar(
+        select(func.max(RetiredUser.uid)).where(RetiredUser.source == LOCAL))
+    return max(top or 0, retired or 0, UID_BASE - 1) + 1
 
 
 def _check_ids(uid: int | None, gid: int | None, groups: list[dict[str, Any]]) -> None:

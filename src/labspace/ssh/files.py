@@ -51,6 +51,10 @@ class SshFiles:
         """The workspace's host public key ("ssh-ed25519 AAAA..."), made on first use."""
         return await asyncio.to_thread(self._ensure_host_key, workspace_id, uid)
 
+    async def remove_user(self, user: str) -> None:
+        """A deleted user's key files."""
+        await asyncio.to_thread(shutil.rmtree, self.keys_dir(user), True)
+
     async def remove_host_key(self, workspace_id: int) -> None:
         await asyncio.to_thread(shutil.rmtree, self.host_dir(workspace_id), True)
 

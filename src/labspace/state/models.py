@@ -78,6 +78,20 @@ class User(Base):
     workspaces: Mapped[list[Workspace]] = relationship(back_populates="owner")
 
 
+class RetiredUser(Base):
+    """A deleted account: its uid is never given to anyone again (files on the lab's NFS may
+    still carry it), and who deleted it, when."""
+
+    __tablename__ = "retired_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30))
+    uid: Mapped[int] = mapped_column(Integer, index=True)
+    source: Mapped[str] = mapped_column(String(20))
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_by: Mapped[str] = mapped_column(String(100))
+
+
 class Token(Base):
     """A session cookie or an API token; only its SHA-256 is stored."""
 

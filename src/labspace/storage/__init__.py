@@ -3,7 +3,7 @@ they need (``mounts``), the lab's and the groups' shared folders (``groups``), a
 data directory (``permissions``)."""
 
 from labspace.storage.groups import ensure_group_folder, ensure_shared_folder, folder_name_ok
-from labspace.storage.homes import ensure_home, home_path
+from labspace.storage.homes import ensure_home, home_path, remove_home, retire_home
 
 __all__ = ["ensure_group_folder", "ensure_home", "ensure_shared_folder", "folder_name_ok",
-           "home_path"]
+           "home_path", "remove_home", "retire_home"]

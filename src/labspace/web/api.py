@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 
 from labspace import __version__
-from labspace.errors import LabspaceError, NotFound, PermissionDenied
+from labspace.errors import InvalidInput, LabspaceError, NotFound, PermissionDenied
 from labspace.hub import Hub
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import digest, issue_token
@@ -27,6 +27,7 @@ from labspace.web.schemas import (
     TokenPublic,
     UserCreate,
     UserCreated,
+    UserDeleted,
     UserPublic,
     WorkspaceCreate,
     WorkspacePublic,
@@ -146,6 +147,21 @@ async def create_user_token(
 @router.post("/users/{name}/enable", response_model=UserPublic)
 async def enable_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
     return UserPublic.of(await hub.reinstate(name))
+
+
+@router.delete("/users/{name}", response_model=UserDeleted)
+async def delete_user(
+    name: str, caller: AdminDep, hub: HubDep,
+    delete_home: Annotated[bool, Query(description="Delete the home too (else it is moved "
+                                       "to <homes>/.deleted).")] = False,
+    confirm: Annotated[str, Query(max_length=30, description="The user's name again: "
+                                  "required with delete_home.")] = "",
+) -> UserDeleted:
+    """Delete an account, its tokens, keys and workspaces (their containers too)."""
+    if delete_home and confirm != name:
+        raise InvalidInput(f"deleting {name}'s home needs confirm={name}")
+    deleted = await hub.delete_user(name, by=caller.name, delete_home=delete_home)
+    return UserDeleted(name=deleted.name, uid=deleted.uid, home_kept_at=deleted.home_kept_at)
 
 
 @router.post("/directory/sync", response_model=DirectorySync)

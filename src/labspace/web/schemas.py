@@ -43,6 +43,13 @@ class UserPublic(BaseModel):
                    created_at=user.created_at)
 
 
+class UserDeleted(BaseModel):
+    name: str
+    uid: int = Field(description="Retired: never given to anyone again.")
+    home_kept_at: str | None = Field(description="Where the home was moved on the server; "
+                                     "null: deleted.")
+
+
 class DirectorySync(BaseModel):
     checked: int = Field(description="Enabled directory accounts checked.")
     gone: list[str] = Field(description="Those the directory no longer has or lets in: "
