@@ -61,7 +61,8 @@ async def test_deleting_a_user_removes_access_workspaces_and_retires_the_uid(
     old = (await client.get("/hub/api/users/bob")).json()
     home = hub.settings.homes / "bob"
     (home / "thesis.tex").write_text("chapter 1")
-    assert any(c.spec.labels.get("org.labspace.owner") == "bob" for c in runtime.containers.values())
+    assert any(c.spec.labels.get("org.labspace.owner") == "bob"
+               for c in runtime.containers.values())
 
     deleted = await client.delete("/hub/api/users/bob")
     assert deleted.status_code == 200, deleted.text

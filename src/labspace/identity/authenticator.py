@@ -39,11 +39,12 @@ class LocalAuthenticator:
             user = await self.users.get(username)
         except NotFound:
             user = None
-        # Hashing is deliberately slow (~50 ms): keep it off the event loop.
-        ok = await asyncio.to_thread(
-            verify_password, user.password_hash if user else _DUMMY_HASH, password
-        )
-        return username if ok and user is not None else None
+        # Hashing is deliberately slow (~50 ms): keep it off the event loop. An account
+        # without a password (the directory's, single sign-on's) costs the same hash as an
+        # unknown name, so the time of the answer tells nobody which names exist.
+        stored = user.password_hash if user is not None else None
+        ok = await asyncio.to_thread(verify_password, stored or _DUMMY_HASH, password)
+        return username if ok and stored else None
 
 
 @dataclass
