@@ -107,6 +107,9 @@ class Hub:
                 await self.sync_directory()
             except LabspaceError as error:  # the directory is down: ask again next time
                 log.warning("directory check skipped: %s", error.message)
+            except Exception:  # never let one bad sweep end the checks for good
+                log.exception("directory check failed; trying again in %.0f s",
+                              self.settings.ldap_sync_interval)
 
     async def delete_user(self, name: str, *, by: str, delete_home: bool = False
                           ) -> DeletedUser:

@@ -66,7 +66,7 @@ class User(Base):
     # at each login).
     source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
     # The identity provider's stable id of the person ("sub"); None for other sources.
-    subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
     # The directory's groups at the last login: [{"name": "phd", "gid": 5002}, ...]
     groups: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

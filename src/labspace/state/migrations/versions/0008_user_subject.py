@@ -14,12 +14,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.add_column(sa.Column("subject", sa.String(length=255), nullable=True))
-        batch_op.create_unique_constraint("uq_users_subject", ["subject"])
+    # A column and a unique index, both made in place. A unique constraint would make
+    # SQLite's batch mode copy and drop the users table, and with foreign keys on, dropping
+    # it cascades: every workspace, token and key would be deleted.
+    op.add_column("users", sa.Column("subject", sa.String(length=255), nullable=True))
+    op.create_index("ix_users_subject", "users", ["subject"], unique=True)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.drop_constraint("uq_users_subject", type_="unique")
-        batch_op.drop_column("subject")
+    op.drop_index("ix_users_subject", table_name="users")
+    op.drop_column("users", "subject")  # in place too (SQLite 3.35+), for the same reason
