@@ -333,14 +333,13 @@ def workspace_container(instance: str, workspace: str) -> str:
         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 
-def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str, baseline_src: str) -> Target:
-    """A real labspace (labspace.testing.Stack) with one JupyterLab workspace, 'admin/bench'."""
-    import httpx
-
+def bench_workspace(stack: contextlib.ExitStack, **stack_args: Any) -> Any:
+    """A real labspace (labspace.testing.Stack, closed with ``stack``) with one running
+    JupyterLab workspace, 'admin/bench'."""
     sys.path.insert(0, str(HERE.parents[1] / "src"))
     from labspace.testing.stack import Stack
 
-    labspace = Stack(Path(tempfile.mkdtemp(prefix="labspace-bench-")))
+    labspace = Stack(Path(tempfile.mkdtemp(prefix="labspace-bench-")), **stack_args)
     stack.callback(labspace.close)
     labspace.start()
     print(f"labspace {labspace.instance} at {labspace.url}; starting workspace admin/bench")
@@ -358,6 +357,14 @@ def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str, baseline_src:
             time.sleep(0.5)
         else:
             raise RuntimeError(f"workspace not running after 180 s (state {state!r})")
+    return labspace
+
+
+def jupyter_target(stack: contextlib.ExitStack, jupyter_path: str, baseline_src: str) -> Target:
+    """A real labspace (labspace.testing.Stack) with one JupyterLab workspace, 'admin/bench'."""
+    import httpx
+
+    labspace = bench_workspace(stack)
     info = _docker_inspect(workspace_container(labspace.instance, "bench"))
     ips = [net["IPAddress"] for net in info["NetworkSettings"]["Networks"].values()
            if net.get("IPAddress")]

@@ -45,6 +45,7 @@ from proxy import (  # noqa: E402 - bench/proxy.py, next to this script
     TOKEN,
     Result,
     _stop,
+    bench_workspace,
     client_load,
     fmt,
     free_port,
@@ -143,22 +144,12 @@ def workspace_targets(stack: contextlib.ExitStack, level: str) -> Targets:
     tests/sharing/share_app.py running in it on port 8050 (Tornado, as a user would)."""
     import httpx
 
-    sys.path.insert(0, str(HERE.parents[1] / "src"))
-    from labspace.testing.stack import Stack
-    from labspace.testing.stack import free_port as stack_port
-
-    port = stack_port()
-    labspace = Stack(Path(tempfile.mkdtemp(prefix="labspace-bench-")), public_port=port,
-                     extra_env={"LABSPACE_PUBLIC_URL": f"http://lab.localhost:{port}",
-                                "LABSPACE_APPS_DOMAIN": "apps.lab.localhost"})
-    stack.callback(labspace.close)
-    labspace.start()
-    print(f"labspace {labspace.instance} at {labspace.url}; starting workspace admin/bench")
+    port = free_port()
+    labspace = bench_workspace(
+        stack, public_port=port,
+        extra_env={"LABSPACE_PUBLIC_URL": f"http://lab.localhost:{port}",
+                   "LABSPACE_APPS_DOMAIN": "apps.lab.localhost"})
     with labspace.client() as api:
-        api.post("/hub/api/workspaces",
-                 json={"name": "bench", "template": "jupyterlab"}).raise_for_status()
-        _wait(lambda: api.get("/hub/api/workspaces/admin/bench").json()["state"] == "running",
-              180, "the workspace to run")
         home = labspace.data_dir / "homes" / "admin"
         shutil.copy(SHARE_APP, home / SHARE_APP.name)
         os.chown(home / SHARE_APP.name, home.stat().st_uid, home.stat().st_uid)
