@@ -10,17 +10,16 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
 from labspace.testing import free_port
+from labspace.testing.stack import wait_http
 
 PROGRAM = Path(__file__).parent / "oidc_provider"
 CLIENT_ID, CLIENT_SECRET = "labspace", "labspace-test-client-secret-0123456789"
@@ -66,16 +65,9 @@ class OidcProvider:
         self.process = subprocess.Popen(
             [shutil.which("node") or "node", "provider.mjs"], cwd=PROGRAM, env=env,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.root / "provider.log").read_text()[-3000:])
-            try:
-                httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=1)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("the test OIDC provider did not start")
+        wait_http(f"{self.issuer}/.well-known/openid-configuration", 30, self.process,
+                  self.root / "provider.log")
+        return self
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -39,8 +39,9 @@ async def sweep(directory: LdapDirectory, users: UserService,
     names = [user.name for user in await users.list()
              if user.source == DIRECTORY and not user.disabled]
     gone: list[str] = []
+    entries = await asyncio.to_thread(directory.lookup, names)  # one connection for all
     for name in names:
-        found = await asyncio.to_thread(directory.lookup, name)
+        found = entries[name]
         allowed = found is not None and (
             not allowed_groups or bool({g.name for g in found.groups} & allowed_groups))
         if not allowed:

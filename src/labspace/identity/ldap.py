@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,27 +119,40 @@ class LdapDirectory:
             return None
         return self._entry(username, password)
 
-    def lookup(self, username: str) -> DirectoryUser | None:
-        """The directory's entry for a name, without a password (the periodic check that an
-        account is still there); None when it is gone."""
-        return self._entry(username, None) if username else None
+    def lookup(self, usernames: list[str]) -> dict[str, DirectoryUser | None]:
+        """The directory's entries for these names, without passwords (the periodic check
+        that accounts are still there), over one connection; None for a name that is gone."""
+        with self._service() as service:
+            return {name: self._entry_on(service, name, None) if name else None
+                    for name in usernames}
 
-    def _entry(self, username: str, password: str | None) -> DirectoryUser | None:
+    def _entry(self, username: str, password: str) -> DirectoryUser | None:
+        with self._service() as service:
+            return self._entry_on(service, username, password)
+
+    @contextmanager
+    def _service(self) -> Iterator[Connection]:
+        """A connection bound as the search account, closed after; LDAP errors become
+        DirectoryUnavailable."""
         service = self._connect(self.config.bind_dn, self.config.bind_password)
         try:
-            entry = self._user_entry(service, username)
-            if entry is None:
-                return None
-            if password is not None and not self._password_ok(entry["dn"], password):
-                return None
-            return DirectoryUser(
-                name=_first(entry, self.config.name_attribute) or username,
-                dn=entry["dn"], uid=_number(entry, "uidNumber"), gid=_number(entry, "gidNumber"),
-                groups=self._groups(service, entry["dn"], username))
+            yield service
         except LDAPException as error:
             raise DirectoryUnavailable(f"the directory did not answer: {error}") from error
         finally:
             service.unbind()
+
+    def _entry_on(self, service: Connection, username: str,
+                  password: str | None) -> DirectoryUser | None:
+        entry = self._user_entry(service, username)
+        if entry is None:
+            return None
+        if password is not None and not self._password_ok(entry["dn"], password):
+            return None
+        return DirectoryUser(
+            name=_first(entry, self.config.name_attribute) or username,
+            dn=entry["dn"], uid=_number(entry, "uidNumber"), gid=_number(entry, "gidNumber"),
+            groups=self._groups(service, entry["dn"], username))
 
     def _open(self, user: str = "", password: str = "") -> Connection:
         """An open connection (StartTLS done as configured), not bound yet."""

@@ -31,7 +31,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until ``url`` answers over HTTP; RuntimeError with the end of ``log`` if ``process``
+    exits first or the time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -179,12 +181,12 @@ class Stack:
 
     def start_hub(self) -> None:
         self.hub_process = self._spawn("hub")
-        _wait_http(f"http://127.0.0.1:{self.hub_port}/hub/api/", 60, self.hub_process,
+        wait_http(f"http://127.0.0.1:{self.hub_port}/hub/api/", 60, self.hub_process,
                    self.root / "hub.log")
 
     def start_proxy(self) -> None:
         self.proxy_process = self._spawn("proxy")
-        _wait_http(f"{self.url}/_labspace/proxy/health", 30, self.proxy_process,
+        wait_http(f"{self.url}/_labspace/proxy/health", 30, self.proxy_process,
                    self.root / "proxy.log")
 
     def kill_hub(self, sig: int = signal.SIGKILL) -> None:
