@@ -32,11 +32,17 @@ def test_a_change_from_another_origin_is_refused(stack: Stack, people: dict[str,
                                  headers={"Origin": origin})
             assert refused.status_code == 403, origin
             assert "another site" in refused.text
+            # Deleting an account (and its home) from another page: refused the same way.
+            gone = admin.delete("/hub/api/users/bob", params={"delete_home": "true",
+                                                             "confirm": "bob"},
+                                headers={"Origin": origin, "X-CSRF-Token": csrf})
+            assert gone.status_code == 403, origin
         del admin.headers["Origin"]
         assert admin.post("/hub/api/users", json={"name": "mallory"},
                           headers={"X-CSRF-Token": csrf}).status_code == 403
     with stack.client() as api:
-        assert "mallory" not in {u["name"] for u in api.get("/hub/api/users").json()}
+        names = {u["name"] for u in api.get("/hub/api/users").json()}
+        assert "mallory" not in names and "bob" in names
         # API tokens are not sent by browsers on their own: no Origin needed.
         made = api.post("/hub/api/users", json={"name": "origin-ok"})
         assert made.status_code == 201, made.text
