@@ -61,9 +61,11 @@ class User(Base):
     gid: Mapped[int | None] = mapped_column(Integer)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(default=False)
+    # "member" or "instructor" (instructors run workshops); admins are is_admin.
+    role: Mapped[str] = mapped_column(String(20), default="member", server_default="member")
     disabled: Mapped[bool] = mapped_column(default=False)
-    # Where the account comes from: "local", "ldap" or "oidc" (the last two made and updated
-    # at each login).
+    # Where the account comes from: "local", "ldap", "oidc" (the two made and updated at each
+    # login) or "workshop" (made by a workshop, which also deletes it).
     source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
     # The identity provider's stable id of the person ("sub"); None for other sources.
     subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
@@ -160,6 +162,8 @@ class Workspace(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(30))
     template: Mapped[str] = mapped_column(String(30))
+    # The resource profile it starts with ("": the template's own limits).
+    profile: Mapped[str] = mapped_column(String(30), default="", server_default="")
     state: Mapped[str] = mapped_column(String(10), default="stopped")
     message: Mapped[str] = mapped_column(String(2000), default="")
     container_id: Mapped[str | None] = mapped_column(String(80))
@@ -241,3 +245,62 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The password was right later from there: counts only for the account (rule 2).
     forgiven: Mapped[bool] = mapped_column(default=False)
+
+
+class Workshop(Base):
+    """A class or workshop: pre-made accounts (its seats) that expire together."""
+
+    __tablename__ = "workshops"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30), unique=True)
+    created_by: Mapped[str] = mapped_column(String(30))
+    # Who manages it besides admins: its creator, and the instructors an admin adds.
+    instructors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    template: Mapped[str | None] = mapped_column(String(30))  # the attendees' workspace
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the expiry disabled the accounts (an extension clears it and enables them).
+    expired: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    seats: Mapped[list[WorkshopSeat]] = relationship(back_populates="workshop")
+
+
+class WorkshopSeat(Base):
+    """One attendee account of a workshop. ``sealed`` is its password and login link,
+    encrypted with the hub's key, so an instructor can print the sheet again; the link is
+    found by its SHA-256 (``link_digest``)."""
+
+    __tablename__ = "workshop_seats"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    workshop_id: Mapped[int] = mapped_column(
+        ForeignKey("workshops.id", ondelete="CASCADE"), index=True)
+    seat: Mapped[int] = mapped_column(Integer)  # 1..N, the number on the card
+    sealed: Mapped[str] = mapped_column(String(1000))
+    link_digest: Mapped[str] = mapped_column(String(64), unique=True)
+
+    workshop: Mapped[Workshop] = relationship(back_populates="seats")
+    user: Mapped[User] = relationship()
+
+
+class AuditEvent(Base):
+    """One entry of the audit log (labspace.audit): who did what, to what, when, from where."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_actor", "actor", "id"),
+        Index("ix_audit_action", "action", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # a user name, or "" for nobody known
+    action: Mapped[str] = mapped_column(String(40))  # e.g. "login.failed", "user.delete"
+    target: Mapped[str] = mapped_column(String(200), default="")  # e.g. "alice/lab"
+    address: Mapped[str] = mapped_column(String(100), default="")  # the client's address
+    ok: Mapped[bool] = mapped_column(default=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,2 @@
+"""Workshops and classes: pre-made attendee accounts with readable passwords and one-click
+login links, a printable credential sheet, and an expiry that disables them together."""
