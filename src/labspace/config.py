@@ -26,6 +26,8 @@ from pydantic_settings import (
 )
 
 from labspace.identity.credentials import SECURE_SESSION_COOKIE, SESSION_COOKIE
+from labspace.names import NAME_PATTERN
+from labspace.policy.model import AccessRule, ProfileSpec
 
 DEFAULT_CONFIG_FILE = Path("/etc/labspace/labspace.toml")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -72,6 +74,19 @@ class Settings(BaseSettings):
                                      "get a folder (empty: every group with a gid).")
     group_folders_read_only: list[str] = Field(default_factory=list, description="These "
                                                "groups' folders are mounted read-only.")
+    profiles: dict[str, ProfileSpec] = Field(
+        default_factory=dict, description="Resource profiles a workspace may start with, "
+        "instead of its template's limits: `[profiles.phd]` with `display_name` and `limits "
+        "= {cpus = 16, memory = \"64g\"}`. See docs/admin.md, \"Groups, profiles and "
+        "roles\".")
+    access: dict[str, AccessRule] = Field(
+        default_factory=dict, description="What each group's members may use: "
+        "`[access.interns]` with `templates`, `profiles` (the first is the default) and "
+        "`max_workspaces`; `[access.\"*\"]` for those in no listed group. No rules: no "
+        "restriction. Admins are never restricted.")
+    instructor_groups: list[str] = Field(
+        default_factory=list, description="Members of these groups are instructors: they "
+        "create workshops and manage their own (admins can also make a local account one).")
     public_host: str = Field("0.0.0.0", description="Address the public proxy listens on.")
     public_port: int = Field(8000, description="The one public port (proxy: UI, API, apps).")
     public_url: str | None = Field(
@@ -166,6 +181,9 @@ class Settings(BaseSettings):
         "labspace/jupyterlab:latest", description="Image of the built-in JupyterLab template."
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
+    audit_retention_days: int = Field(
+        365, ge=0, description="Days the audit log keeps its entries (older ones are deleted "
+        "once a day); 0 keeps them forever.")
     auth: Literal["local", "ldap"] = Field(
         "local", description="Login method: local accounts only, or LDAP first (FreeIPA, "
         "Active Directory, OpenLDAP) and then local accounts (the admins labspace made).")
@@ -258,6 +276,18 @@ class Settings(BaseSettings):
         if not _DOMAIN_RE.fullmatch(value):
             raise ValueError(f"not a DNS domain name: {value!r} (e.g. apps.lab.example.org)")
         return value
+
+    @model_validator(mode="after")
+    def _access_names_profiles(self) -> Settings:
+        for name in self.profiles:
+            if not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"profile name {name!r}: use lowercase letters, digits, '-'")
+        for group, rule in self.access.items():
+            unknown = sorted(set(rule.profiles or ()) - set(self.profiles))
+            if unknown:
+                raise ValueError(f"access rule {group!r} names unknown profiles: "
+                                 f"{', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
@@ -369,7 +399,7 @@ def reference_markdown() -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True, validated_data={})
         shown = "(derived)" if default is None else f"`{default}`"
         lines.append(
             f"| `{name}` | `LABSPACE_{name.upper()}` | {shown} | {field.description or ''} |"
