@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from labspace.audit import AuditLog
 from labspace.config import Settings
 from labspace.errors import LabspaceError, PermissionDenied
 from labspace.identity.authenticator import Authenticator, build_authenticator, lab_directory
@@ -69,6 +70,7 @@ class Hub:
     login_throttle: LoginThrottle  # in the database: a restart or another hub forgets nothing
     ssh_keys: SshKeyStore
     sharing: PortSharing
+    audit: AuditLog  # hub.audit.record("user.create", actor=..., target=..., address=...)
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
     oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
@@ -167,6 +169,8 @@ class Hub:
         if self.directory is not None and self.settings.ldap_sync_interval > 0:
             self._background.append(asyncio.create_task(
                 self._sync_directory_forever(), name="directory sync"))
+        self._background.append(asyncio.create_task(
+            self.audit.prune_forever(), name="audit retention"))
 
     async def close(self) -> None:
         for task in self._background:
@@ -213,7 +217,8 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
                authenticator=build_authenticator(settings, users, directory),
                directory=directory,
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
-               sharing=sharing, oidc=single_sign_on(settings))
+               sharing=sharing, oidc=single_sign_on(settings),
+               audit=AuditLog(db, settings.audit_retention_days))
 
 
 def single_sign_on(settings: Settings) -> OidcClient | None:
