@@ -76,7 +76,7 @@ class Hub:
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def offboard(self, name: str, *, by: str) -> User:
+    async def offboard(self, name: str, *, by: str, address: str = "") -> User:
         """Disable an account: its sessions and tokens end and its workspaces stop; its
         home and workspaces are kept. Nobody disables their own account."""
         if name == by:
@@ -88,10 +88,16 @@ class Hub:
             if record.state != State.STOPPED:
                 await self.manager.stop(record.owner, record.name)
         return user
+        user = await self._offboard(name, by=by)
+        await self.audit.record("user.disable", actor=by, target=name, address=address)
+        return user
 
-    async def sync_directory(self) -> Sweep | None:
+    async def _offboard(self, name: str, *, by: str) -> User:
+
+    async def sync_directory(self, *, by: str = "", address: str = "") -> Sweep | None:
         """Offboard the directory accounts that left the directory or its allowed groups
-        (identity/directorysync.py); None without a directory."""
+        (identity/directorysync.py); None without a directory. ``by``: the admin who asked
+        (empty: the periodic check)."""
         if self.directory is None:
             return None
         allowed = frozenset(group.lower() for group in self.settings.ldap_allowed_groups)
@@ -99,7 +105,9 @@ class Hub:
         if not found.held_back:
             for name in found.gone:
                 log.info("%s left the directory or its allowed groups: disabled", name)
-                await self.offboard(name, by="the directory")
+                await self._offboard(name, by="the directory")
+                await self.audit.record("directory.offboard", actor=by, target=name,
+                                        address=address)
         return found
 
     async def _sync_directory_forever(self) -> None:
@@ -113,8 +121,8 @@ class Hub:
                 log.exception("directory check failed; trying again in %.0f s",
                               self.settings.ldap_sync_interval)
 
-    async def delete_user(self, name: str, *, by: str, delete_home: bool = False
-                          ) -> DeletedUser:
+    async def delete_user(self, name: str, *, by: str, delete_home: bool = False,
+                          address: str = "") -> DeletedUser:
         """Delete an account: it is offboarded first (sessions, tokens and connections end),
         its workspaces and their containers are removed, then the account (its uid is
         retired). Its home is deleted when ``delete_home`` (the caller confirmed it by
@@ -123,7 +131,7 @@ class Hub:
             raise PermissionDenied("you cannot delete your own account")
         user = await self.users.get(name)
         if not user.disabled:
-            await self.offboard(name, by=by)
+            await self._offboard(name, by=by)  # audited as part of user.delete
         for record in await self.store.list(owner=name):
             await self.manager.delete(record.owner, record.name)
         await self.ssh_keys.files.remove_user(name)
@@ -138,26 +146,32 @@ class Hub:
                  "deleted" if delete_home else f"kept at {kept}")
         return DeletedUser(name, user.uid, str(kept) if kept else None)
 
-    async def save_template(self, spec: TemplateSpec, *, replace: bool) -> TemplateSpec:
+    async def save_template(self, spec: TemplateSpec, *, replace: bool, by: str = "",
+                            address: str = "") -> TemplateSpec:
         """Add or replace a template; a lowered port_sharing lowers the shares made under
         it at once."""
         saved = await self.templates.add(spec, replace=replace)
         await self.sharing.apply_cap(saved.name, saved.port_sharing)
         return saved
 
-    async def reinstate(self, name: str) -> User:
+        await self.audit.record("user.delete", actor=by, target=name, address=address,
+                                home="deleted" if delete_home else "kept")
+    async def reinstate(self, name: str, *, by: str = "", address: str = "") -> User:
         """Enable a disabled account again, with the SSH keys it had."""
         user = await self.users.set_disabled(name, False)
         await self.ssh_keys.sync(name)
         return user
 
     async def start_background(self) -> None:
+        await self.audit.record("template.save", actor=by, target=saved.name, address=address,
+                                replace=replace)
         """Reconcile once now, then on the configured interval. An engine that does not
         answer yet is logged, not fatal: the hub serves its pages and the loop retries."""
         try:
             await self.ssh_keys.sync_all()  # heal key files lost or edited on disk
         except OSError as error:  # SSH is not worth a hub that does not start
             log.warning("could not write the SSH key files under %s: %s",
+        await self.audit.record("user.enable", actor=by, target=name, address=address)
                         self.ssh_keys.files.root, error)
         try:
             log.info("reconciled: %s", await reconcile(self.manager))

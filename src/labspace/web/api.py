@@ -18,6 +18,7 @@ from labspace.state.models import MAX_ID, Token
 from labspace.templates import TemplateSpec
 from labspace.templates.store import parse_template
 from labspace.web.deps import AdminDep, CallerDep, HubDep, visible_workspace
+from labspace.web.recorder import AuditDep
 from labspace.web.schemas import (
     DirectorySync,
     PasswordReset,
@@ -54,9 +55,11 @@ async def me(caller: CallerDep) -> UserPublic:
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
-async def create_token(body: TokenCreate, caller: CallerDep, hub: HubDep) -> TokenCreated:
+async def create_token(body: TokenCreate, caller: CallerDep, hub: HubDep,
+                       audit: AuditDep) -> TokenCreated:
     async with hub.db.session() as session:
         token = await issue_token(session, caller.user, kind="api", note=body.note)
+    await audit("token.create", actor=caller.name, target=caller.name, note=body.note)
     return TokenCreated(token=token, note=body.note)
 
 
@@ -74,7 +77,8 @@ async def list_tokens(caller: CallerDep, hub: HubDep) -> list[TokenPublic]:
 
 @router.delete("/tokens/{token_id:int}", status_code=204)
 async def revoke_token_by_id(
-    token_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep
+    token_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep,
+    audit: AuditDep,
 ) -> Response:
     """Revoke one of the caller's tokens or sessions (e.g. a lost laptop's)."""
     async with hub.db.session() as session:
@@ -85,14 +89,16 @@ async def revoke_token_by_id(
     if not revoked:
         raise NotFound(f"you have no token {token_id}")
     await hub.proxy.revoked(digests=revoked)  # its open connections end now
+    await audit("token.revoke", actor=caller.name, target=caller.name, token=token_id)
     return Response(status_code=204)
 
 
 @router.delete("/tokens/current", status_code=204)
-async def revoke_current_token(caller: CallerDep, hub: HubDep) -> Response:
+async def revoke_current_token(caller: CallerDep, hub: HubDep, audit: AuditDep) -> Response:
     async with hub.db.session() as session:
         await session.execute(delete(Token).where(Token.digest == digest(caller.credential)))
     await hub.proxy.revoked(digests=[digest(caller.credential)])
+    await audit("token.revoke", actor=caller.name, target=caller.name, token="current")
     return Response(status_code=204)
 
 
@@ -110,48 +116,55 @@ async def get_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
 
 
 @router.post("/users", response_model=UserCreated, status_code=201)
-async def create_user(body: UserCreate, _: AdminDep, hub: HubDep) -> UserCreated:
+async def create_user(body: UserCreate, caller: AdminDep, hub: HubDep,
+                      audit: AuditDep) -> UserCreated:
     password = body.password or generate_password()
     user = await hub.users.create(body.name, password=password, is_admin=body.admin)
+    await audit("user.create", actor=caller.name, target=user.name, admin=body.admin)
     return UserCreated(
         **UserPublic.of(user).model_dump(), password=None if body.password else password
     )
 
 
 @router.post("/users/{name}/disable", response_model=UserPublic)
-async def disable_user(name: str, caller: AdminDep, hub: HubDep) -> UserPublic:
-    return UserPublic.of(await hub.offboard(name, by=caller.name))
+async def disable_user(name: str, caller: AdminDep, hub: HubDep,
+                       audit: AuditDep) -> UserPublic:
+    return UserPublic.of(await hub.offboard(name, by=caller.name, address=audit.address))
 
 
 @router.post("/users/{name}/password", response_model=PasswordSet)
 async def reset_password(
-    name: str, body: PasswordReset, _: AdminDep, hub: HubDep
+    name: str, body: PasswordReset, caller: AdminDep, hub: HubDep, audit: AuditDep
 ) -> PasswordSet:
     """Set a user's password, or generate a one-time password when none is given."""
     password = body.password or generate_password()
     await hub.users.set_password(name, password)
+    await audit("user.password", actor=caller.name, target=name,
+                generated=not body.password)
     return PasswordSet(name=name, password=None if body.password else password)
 
 
 @router.post("/users/{name}/tokens", response_model=TokenCreated, status_code=201)
 async def create_user_token(
-    name: str, body: TokenCreate, _: AdminDep, hub: HubDep
+    name: str, body: TokenCreate, caller: AdminDep, hub: HubDep, audit: AuditDep
 ) -> TokenCreated:
     """Admins issue an API token for a user (scripts, workshop set-up)."""
     user = await hub.users.get(name)
     async with hub.db.session() as session:
         token = await issue_token(session, user, kind="api", note=body.note)
+    await audit("token.create", actor=caller.name, target=user.name, note=body.note)
     return TokenCreated(token=token, note=body.note)
 
 
 @router.post("/users/{name}/enable", response_model=UserPublic)
-async def enable_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
-    return UserPublic.of(await hub.reinstate(name))
+async def enable_user(name: str, caller: AdminDep, hub: HubDep,
+                      audit: AuditDep) -> UserPublic:
+    return UserPublic.of(await hub.reinstate(name, by=caller.name, address=audit.address))
 
 
 @router.delete("/users/{name}", response_model=UserDeleted)
 async def delete_user(
-    name: str, caller: AdminDep, hub: HubDep,
+    name: str, caller: AdminDep, hub: HubDep, audit: AuditDep,
     delete_home: Annotated[bool, Query(description="Delete the home too (else it is moved "
                                        "to <homes>/.deleted).")] = False,
     confirm: Annotated[str, Query(max_length=30, description="The user's name again: "
@@ -160,14 +173,15 @@ async def delete_user(
     """Delete an account, its tokens, keys and workspaces (their containers too)."""
     if delete_home and confirm != name:
         raise InvalidInput(f"deleting {name}'s home needs confirm={name}")
-    deleted = await hub.delete_user(name, by=caller.name, delete_home=delete_home)
+    deleted = await hub.delete_user(name, by=caller.name, delete_home=delete_home,
+                                    address=audit.address)
     return UserDeleted(name=deleted.name, uid=deleted.uid, home_kept_at=deleted.home_kept_at)
 
 
 @router.post("/directory/sync", response_model=DirectorySync)
-async def sync_directory(_: AdminDep, hub: HubDep) -> DirectorySync:
+async def sync_directory(caller: AdminDep, hub: HubDep, audit: AuditDep) -> DirectorySync:
     """Disable now the directory accounts that left the directory or its allowed groups."""
-    found = await hub.sync_directory()
+    found = await hub.sync_directory(by=caller.name, address=audit.address)
     if found is None:
         raise NotFound("no directory is configured (auth = \"ldap\")")
     return DirectorySync(checked=found.checked, gone=list(found.gone),
@@ -189,9 +203,11 @@ async def show_template(name: str, _: CallerDep, hub: HubDep) -> TemplateSpec:
 
 @router.post("/templates", response_model=TemplateSpec, status_code=201)
 async def add_template(
-    body: dict[str, object], _: AdminDep, hub: HubDep, replace: bool = False
+    body: dict[str, object], caller: AdminDep, hub: HubDep, audit: AuditDep,
+    replace: bool = False,
 ) -> TemplateSpec:
-    return await hub.save_template(parse_template(body), replace=replace)
+    return await hub.save_template(parse_template(body), replace=replace, by=caller.name,
+                                   address=audit.address)
 
 
 # -- workspaces ----------------------------------------------------------------------------
@@ -209,14 +225,17 @@ async def list_workspaces(
 
 @router.post("/workspaces", response_model=WorkspacePublic, status_code=201)
 async def create_workspace(
-    body: WorkspaceCreate, caller: CallerDep, hub: HubDep
+    body: WorkspaceCreate, caller: CallerDep, hub: HubDep, audit: AuditDep
 ) -> WorkspacePublic:
     owner = body.owner or caller.name
     if owner != caller.name and not caller.is_admin:
         raise PermissionDenied("only administrators can create workspaces for others")
     record = await hub.manager.create(owner, body.name, body.template)
+    target = f"{owner}/{body.name}"
+    await audit("workspace.create", actor=caller.name, target=target, template=body.template)
     if body.start:
         record = await hub.manager.start(owner, body.name)
+        await audit("workspace.start", actor=caller.name, target=target)
     return WorkspacePublic.of(record)
 
 
@@ -226,21 +245,29 @@ async def show_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) 
 
 
 @router.post("/workspaces/{owner}/{name}/start", response_model=WorkspacePublic)
-async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> WorkspacePublic:
+async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
+                          audit: AuditDep) -> WorkspacePublic:
     await visible_workspace(hub, caller, owner, name)
-    return WorkspacePublic.of(await hub.manager.start(owner, name))
+    record = await hub.manager.start(owner, name)
+    await audit("workspace.start", actor=caller.name, target=f"{owner}/{name}")
+    return WorkspacePublic.of(record)
 
 
 @router.post("/workspaces/{owner}/{name}/stop", response_model=WorkspacePublic)
-async def stop_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> WorkspacePublic:
+async def stop_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
+                         audit: AuditDep) -> WorkspacePublic:
     await visible_workspace(hub, caller, owner, name)
-    return WorkspacePublic.of(await hub.manager.stop(owner, name))
+    record = await hub.manager.stop(owner, name)
+    await audit("workspace.stop", actor=caller.name, target=f"{owner}/{name}")
+    return WorkspacePublic.of(record)
 
 
 @router.delete("/workspaces/{owner}/{name}", status_code=204)
-async def delete_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> Response:
+async def delete_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
+                           audit: AuditDep) -> Response:
     await visible_workspace(hub, caller, owner, name)
     await hub.manager.delete(owner, name)
+    await audit("workspace.delete", actor=caller.name, target=f"{owner}/{name}")
     return Response(status_code=204)
 
 

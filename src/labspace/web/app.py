@@ -108,6 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     from labspace.web import (
         api,
         apidocs,
+        audit,
         clilogin,
         login,
         nodes,
@@ -128,6 +129,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(sshkeys.router)
     app.include_router(ports.router)
     app.include_router(clilogin.router)
+    app.include_router(audit.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),

@@ -26,6 +26,7 @@ from labspace.identity.tokens import issue_token
 from labspace.state.models import User
 from labspace.web.deps import Caller, CallerDep, HubDep
 from labspace.web.pages import render_page
+from labspace.web.recorder import AuditDep
 
 router = APIRouter()
 
@@ -63,7 +64,7 @@ async def begin(body: CliLoginBegin, request: Request, hub: HubDep) -> CliLoginS
 
 
 @router.post("/hub/api/cli-logins/token", tags=["cli login"])
-async def poll(body: CliLoginPoll, hub: HubDep) -> Response:
+async def poll(body: CliLoginPoll, hub: HubDep, audit: AuditDep) -> Response:
     try:
         pending = hub.device_logins.poll(body.device_code)
     except InvalidInput:
@@ -79,6 +80,8 @@ async def poll(body: CliLoginPoll, hub: HubDep) -> Response:
         token = await issue_token(session, user, kind=SCOPED_TOKEN_KIND,
                                   note=f"labspace CLI on {pending.client}",
                                   max_age=hub.settings.cli_token_max_age)
+    await audit("login.ok", actor=user.name, target=user.name, method="cli",
+                client=pending.client)
     return JSONResponse({"token": token, "user": user.name,
                          "expires_in": hub.settings.cli_token_max_age})
 

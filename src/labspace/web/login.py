@@ -21,6 +21,7 @@ from labspace.identity.authenticator import login, normalise
 from labspace.identity.tokens import digest, issue_token, revoke_token
 from labspace.state.models import User
 from labspace.web.deps import Caller, HubDep, check_origin, optional_caller, user_caller
+from labspace.web.recorder import AuditDep
 
 router = APIRouter(prefix="/hub")
 
@@ -77,6 +78,7 @@ async def login_page(
 async def login_submit(
     request: Request,
     hub: HubDep,
+    audit: AuditDep,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form()] = "/hub/",
@@ -99,12 +101,16 @@ async def login_submit(
     except (NotAuthenticated, TooManyAttempts, RuntimeFailure) as error:
         if isinstance(error, NotAuthenticated):
             await hub.login_throttle.failed(*key)
+        # The name as typed (never the password): a sprayed or mistyped name is the point.
+        await audit("login.failed", actor="", target=username, ok=False, method="password",
+                    reason=type(error).__name__)
         response = login_form(request, hub, error.http_status, next=safe_next(next),
                                username=username, error=error.message)
         if isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)
         return response
     await hub.login_throttle.succeeded(*key)
+    await audit("login.ok", actor=user.name, target=user.name, method="password")
     response = await start_session(hub, user, safe_next(next))
     response.delete_cookie(LOGIN_COOKIE, path="/hub/login")
     return response
@@ -125,10 +131,12 @@ async def start_session(hub: Hub, user: User, next_path: str) -> Response:
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout(hub: HubDep, caller: Annotated[Caller, Depends(user_caller)]) -> Response:
+async def logout(hub: HubDep, caller: Annotated[Caller, Depends(user_caller)],
+                 audit: AuditDep) -> Response:
     async with hub.db.session() as session:
         await revoke_token(session, caller.credential)
     await hub.proxy.revoked(digests=[digest(caller.credential)])
+    await audit("logout", actor=caller.name, target=caller.name)
     response = RedirectResponse("/hub/login", status_code=303)
     response.delete_cookie(hub.settings.session_cookie, path="/",
                            secure=hub.settings.secure_cookies)

@@ -19,6 +19,7 @@ from labspace.hub import Hub
 from labspace.identity.oidc import OidcClient, PendingLogin, sign_in
 from labspace.web.deps import HubDep
 from labspace.web.login import login_form, safe_next, start_session
+from labspace.web.recorder import AuditDep
 
 router = APIRouter(prefix="/hub/oidc")
 
@@ -55,7 +56,7 @@ async def start(request: Request, hub: HubDep, next: str | None = None) -> Respo
 
 
 @router.get("/callback", include_in_schema=False)
-async def callback(request: Request, hub: HubDep) -> Response:
+async def callback(request: Request, hub: HubDep, audit: AuditDep) -> Response:
     client = _client(hub)
     try:
         pending = PendingLogin(**_signer(request).loads(
@@ -68,7 +69,10 @@ async def callback(request: Request, hub: HubDep) -> Response:
     try:
         user = await sign_in(client, hub.users, pending, params)
     except (NotAuthenticated, RuntimeFailure) as error:
+        await audit("login.failed", actor="", ok=False, method="oidc",
+                    reason=error.message[:200])
         return _refused(request, hub, error.http_status, pending.next, error.message)
+    await audit("login.ok", actor=user.name, target=user.name, method="oidc")
     response = await start_session(hub, user, pending.next)
     response.delete_cookie(PENDING_COOKIE, path="/hub/oidc/")
     return response

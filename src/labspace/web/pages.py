@@ -25,6 +25,7 @@ from labspace.web import api
 from labspace.web.app import templates
 from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep, csrf_token, visible_workspace
 from labspace.web.login import safe_next
+from labspace.web.recorder import AuditDep
 from labspace.workspaces.states import SETTLED, TRANSIENT, State
 
 router = APIRouter(prefix="/hub", include_in_schema=False)
@@ -107,6 +108,7 @@ async def create_workspace(
     request: Request,
     caller: CallerDep,
     hub: HubDep,
+    audit: AuditDep,
     name: Annotated[str, Form(max_length=100)] = "",
     template: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -127,6 +129,9 @@ async def create_workspace(
         status = error.http_status if error.http_status < 500 else 502
         return await _home(request, caller, hub, status=status, error=error.message,
                            form={"name": name, "template": template})
+    target = f"{caller.name}/{name}"
+    await audit("workspace.create", actor=caller.name, target=target, template=template)
+    await audit("workspace.start", actor=caller.name, target=target)
     return _see(_workspace_path(caller.name, name) + "?launch=1")
 
 
@@ -159,29 +164,33 @@ async def workspace_page(
 
 
 @router.post("/workspaces/{owner}/{name}/start")
-async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> Response:
+async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
+                          audit: AuditDep) -> Response:
     await visible_workspace(hub, caller, owner, name)
     await hub.manager.start(owner, name)
+    await audit("workspace.start", actor=caller.name, target=f"{owner}/{name}")
     return _see(_workspace_path(owner, name) + "?launch=1")
 
 
 @router.post("/workspaces/{owner}/{name}/stop")
 async def stop_workspace(
-    owner: str, name: str, caller: CallerDep, hub: HubDep,
+    owner: str, name: str, caller: CallerDep, hub: HubDep, audit: AuditDep,
     next: Annotated[str, Form()] = "",
 ) -> Response:
     await visible_workspace(hub, caller, owner, name)
     await hub.manager.stop(owner, name)
+    await audit("workspace.stop", actor=caller.name, target=f"{owner}/{name}")
     return _see(safe_next(next) if next else _workspace_path(owner, name))
 
 
 @router.post("/workspaces/{owner}/{name}/delete")
 async def delete_workspace(
-    owner: str, name: str, caller: CallerDep, hub: HubDep,
+    owner: str, name: str, caller: CallerDep, hub: HubDep, audit: AuditDep,
     next: Annotated[str, Form()] = "",
 ) -> Response:
     await visible_workspace(hub, caller, owner, name)
     await hub.manager.delete(owner, name)
+    await audit("workspace.delete", actor=caller.name, target=f"{owner}/{name}")
     return _see(safe_next(next))
 
 
@@ -195,11 +204,12 @@ async def token_page(request: Request, caller: CallerDep) -> Response:
 
 @router.post("/token")
 async def token_create(
-    request: Request, caller: CallerDep, hub: HubDep,
+    request: Request, caller: CallerDep, hub: HubDep, audit: AuditDep,
     note: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     async with hub.db.session() as session:
         token = await issue_token(session, caller.user, kind="api", note=note.strip())
+    await audit("token.create", actor=caller.name, target=caller.name, note=note.strip())
     return render_page(request, "token.html", caller, token=token, note=note.strip(),
                    hub_url=(hub.settings.public_url or str(request.base_url)).rstrip("/"))
 
@@ -231,7 +241,7 @@ async def admin_page(request: Request, caller: AdminDep, hub: HubDep) -> Respons
 
 @router.post("/admin/users")
 async def admin_add_user(
-    request: Request, caller: AdminDep, hub: HubDep,
+    request: Request, caller: AdminDep, hub: HubDep, audit: AuditDep,
     name: Annotated[str, Form(max_length=100)] = "",
     admin: Annotated[bool, Form()] = False,
 ) -> Response:
@@ -242,18 +252,21 @@ async def admin_add_user(
     except LabspaceError as error:
         return await _admin(request, caller, hub, status=error.http_status, error=error.message,
                             form={"name": name, "admin": admin})
+    await audit("user.create", actor=caller.name, target=name, admin=admin)
     return await _admin(request, caller, hub, created={"name": name, "password": password})
 
 
 @router.post("/admin/users/{name}/disable")
-async def admin_disable_user(name: str, caller: AdminDep, hub: HubDep) -> Response:
-    await hub.offboard(name, by=caller.name)
+async def admin_disable_user(name: str, caller: AdminDep, hub: HubDep,
+                             audit: AuditDep) -> Response:
+    await hub.offboard(name, by=caller.name, address=audit.address)
     return _see("/hub/admin")
 
 
 @router.post("/admin/users/{name}/enable")
-async def admin_enable_user(name: str, caller: AdminDep, hub: HubDep) -> Response:
-    await hub.reinstate(name)
+async def admin_enable_user(name: str, caller: AdminDep, hub: HubDep,
+                            audit: AuditDep) -> Response:
+    await hub.reinstate(name, by=caller.name, address=audit.address)
     return _see("/hub/admin")
 
 

@@ -20,6 +20,7 @@ from labspace.sharing.levels import ShareLevel, admits
 from labspace.web.deps import Caller, CallerDep, HubDep, optional_caller, visible_workspace
 from labspace.web.login import safe_next
 from labspace.web.open import ticket_redirect
+from labspace.web.recorder import AuditDep, Recorder
 from labspace.web.schemas import PortPublic, PortsPublic, ShareLevelName, ShareUpdate
 
 router = APIRouter()
@@ -38,25 +39,28 @@ async def list_ports(owner: str, name: str, caller: CallerDep, hub: HubDep) -> P
 @router.put("/hub/api/workspaces/{owner}/{name}/ports/{port}", response_model=PortPublic,
             tags=["ports"])
 async def share_port(owner: str, name: str, port: PortNumber, body: ShareUpdate,
-                     caller: CallerDep, hub: HubDep) -> PortPublic:
+                     caller: CallerDep, hub: HubDep, audit: AuditDep) -> PortPublic:
     """Share a port at a level; lowering it closes the connections it no longer admits."""
     record = await visible_workspace(hub, caller, owner, name)
-    return PortPublic.of(await hub.sharing.share(record, port, ShareLevel(body.level)))
+    shared = await hub.sharing.share(record, port, ShareLevel(body.level))
+    await _shared(audit, caller, owner, name, port, body.level)
+    return PortPublic.of(shared)
 
 
 @router.delete("/hub/api/workspaces/{owner}/{name}/ports/{port}", status_code=204,
                tags=["ports"])
 async def unshare_port(owner: str, name: str, port: PortNumber, caller: CallerDep,
-                       hub: HubDep) -> Response:
+                       hub: HubDep, audit: AuditDep) -> Response:
     """Make the port private again (its owner only), at once."""
     record = await visible_workspace(hub, caller, owner, name)
     await hub.sharing.share(record, port, ShareLevel.PRIVATE)
+    await _shared(audit, caller, owner, name, port, ShareLevel.PRIVATE.value)
     return Response(status_code=204)
 
 
 @router.post("/hub/workspaces/{owner}/{name}/ports", include_in_schema=False)
 async def share_port_form(
-    owner: str, name: str, caller: CallerDep, hub: HubDep,
+    owner: str, name: str, caller: CallerDep, hub: HubDep, audit: AuditDep,
     port: Annotated[int, Form(ge=1, le=65535)], level: Annotated[ShareLevelName, Form()],
 ) -> Response:
     record = await visible_workspace(hub, caller, owner, name)
@@ -66,7 +70,14 @@ async def share_port_form(
     except LabspaceError as error:
         return RedirectResponse(f"{page}?port_error={quote(error.message[:300])}#ports",
                                 status_code=303)
+    await _shared(audit, caller, owner, name, port, level)
     return RedirectResponse(f"{page}#ports", status_code=303)
+
+
+async def _shared(audit: Recorder, caller: Caller, owner: str, name: str, port: int,
+                  level: str) -> None:
+    await audit("share.set", actor=caller.name, target=f"{owner}/{name}", port=port,
+                level=level)
 
 
 @router.get("/hub/shared/{owner}/{name}/{port}", include_in_schema=False)

@@ -16,6 +16,7 @@ from labspace.ssh.files import SSH_PORT
 from labspace.state.models import MAX_ID
 from labspace.web.deps import CallerDep, HubDep, visible_workspace
 from labspace.web.pages import render_page
+from labspace.web.recorder import AuditDep
 from labspace.web.schemas import KeyCreate, KeyPublic, SshFacts
 
 router = APIRouter()
@@ -32,16 +33,22 @@ async def list_keys(
 
 
 @router.post("/hub/api/keys", response_model=KeyPublic, status_code=201, tags=["ssh"])
-async def add_key(body: KeyCreate, caller: CallerDep, hub: HubDep) -> KeyPublic:
-    return KeyPublic.of(await hub.ssh_keys.add(caller.user, body.public_key, body.name))
+async def add_key(body: KeyCreate, caller: CallerDep, hub: HubDep,
+                  audit: AuditDep) -> KeyPublic:
+    key = await hub.ssh_keys.add(caller.user, body.public_key, body.name)
+    await audit("sshkey.add", actor=caller.name, target=caller.name,
+                fingerprint=key.fingerprint)
+    return KeyPublic.of(key)
 
 
 @router.delete("/hub/api/keys/{key_id:int}", status_code=204, tags=["ssh"])
 async def remove_key(
-    key_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep
+    key_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep,
+    audit: AuditDep,
 ) -> Response:
     """The key stops working at once, in running workspaces too."""
     await hub.ssh_keys.remove(caller.user, key_id)
+    await audit("sshkey.remove", actor=caller.name, target=caller.name, key=key_id)
     return Response(status_code=204)
 
 
@@ -66,7 +73,7 @@ async def keys_page(request: Request, caller: CallerDep, hub: HubDep,
 
 @router.post("/hub/keys", include_in_schema=False)
 async def keys_page_add(
-    request: Request, caller: CallerDep, hub: HubDep,
+    request: Request, caller: CallerDep, hub: HubDep, audit: AuditDep,
     public_key: Annotated[str, Form(max_length=16384)],
     name: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -74,12 +81,16 @@ async def keys_page_add(
         key = await hub.ssh_keys.add(caller.user, public_key, name)
     except LabspaceError as error:
         return await keys_page(request, caller, hub, error=error.message)
+    await audit("sshkey.add", actor=caller.name, target=caller.name,
+                fingerprint=key.fingerprint)
     return RedirectResponse(f"/hub/keys?added={key.fingerprint}", status_code=303)
 
 
 @router.post("/hub/keys/{key_id:int}/delete", include_in_schema=False)
 async def keys_page_remove(
-    key_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep
+    key_id: Annotated[int, Path(ge=1, le=MAX_ID)], caller: CallerDep, hub: HubDep,
+    audit: AuditDep,
 ) -> Response:
     await hub.ssh_keys.remove(caller.user, key_id)
+    await audit("sshkey.remove", actor=caller.name, target=caller.name, key=key_id)
     return RedirectResponse("/hub/keys", status_code=303)
