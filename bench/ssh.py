@@ -76,7 +76,7 @@ def connect_time(cmd: list[str], count: int) -> float:
 
 def set_up(stack: Stack, root: Path) -> tuple[str, str, Path]:
     with stack.client() as admin:
-        admin.post("/hub/api/users", json={"name": "alice", "password": "alice-bench-pw"})
+        admin.post("/hub/api/users", json={"name": "alice", "password": "bench-wonderland-7"})
         token = admin.post("/hub/api/users/alice/tokens", json={"note": "bench"}).json()["token"]
     key = root / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)

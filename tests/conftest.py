@@ -7,6 +7,7 @@ loopback with a unique instance label); everything it creates is removed at the 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -104,13 +105,22 @@ class Person:
         return client
 
 
+_PASSWORDS: dict[str, str] = {}
+
+
+def password_of(name: str) -> str:
+    """The test password of ``name``: random (the password policy refuses one that contains
+    the name, or a common one), the same for the whole session."""
+    return _PASSWORDS.setdefault(name, "pw-" + secrets.token_urlsafe(12))
+
+
 @pytest.fixture(scope="session")
 def people(stack: Stack) -> dict[str, Person]:
     """Two ordinary users, alice and bob, plus the admin."""
     made: dict[str, Person] = {}
     with stack.client() as admin:
         for name in ("alice", "bob"):
-            password = f"{name}-secret-pw"
+            password = password_of(name)
             response = admin.post("/hub/api/users", json={"name": name, "password": password})
             assert response.status_code == 201, response.text
             token = admin.post(f"/hub/api/users/{name}/tokens", json={"note": "tests"}).json()
@@ -148,7 +158,7 @@ def ensure_running(person: Person, name: str, template: str = "jupyterlab") -> N
 
 def make_user(stack: Stack, name: str) -> Person:
     """The user ``name`` on ``stack`` (made if missing), with a fresh API token."""
-    password = f"{name}-origin-pw-1"
+    password = password_of(name)
     with stack.client() as admin:
         if name not in user_names(stack):
             made = admin.post("/hub/api/users", json={"name": name, "password": password})

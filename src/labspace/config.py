@@ -26,6 +26,11 @@ from pydantic_settings import (
 )
 
 from labspace.identity.credentials import SECURE_SESSION_COOKIE, SESSION_COOKIE
+from labspace.identity.passwordpolicy import (
+    DEFAULT_MIN_LENGTH,
+    LOWEST_MIN_LENGTH,
+    MAX_LENGTH,
+)
 from labspace.names import NAME_PATTERN
 from labspace.policy.model import AccessRule, ProfileSpec
 
@@ -164,6 +169,13 @@ class Settings(BaseSettings):
     )
     session_max_age: int = Field(
         14 * 24 * 3600, description="Seconds a browser login stays valid."
+    )
+    password_min_length: int = Field(
+        DEFAULT_MIN_LENGTH, ge=LOWEST_MIN_LENGTH, le=MAX_LENGTH,
+        description="The fewest characters of a password people choose for a local account "
+        f"(at least {LOWEST_MIN_LENGTH}). Such passwords are also refused when they contain "
+        "the user name, are a repeated character or a run (abcdef, 123456, qwerty), or are one "
+        "of the most common passwords. Generated one-time passwords are not affected.",
     )
     cli_token_max_age: int = Field(
         90 * 24 * 3600, description="Seconds a `labspace login` on a laptop stays valid."

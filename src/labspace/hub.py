@@ -7,13 +7,14 @@ Used by the web app's lifespan and by the CLI commands that work on the database
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from labspace.audit import AuditLog
 from labspace.config import Settings
-from labspace.errors import LabspaceError, PermissionDenied
+from labspace.errors import LabspaceError, NotFound, PermissionDenied
 from labspace.identity.authenticator import Authenticator, build_authenticator, lab_directory
 from labspace.identity.devicelogin import DeviceLogins
 from labspace.identity.directorysync import Sweep, sweep
@@ -23,8 +24,10 @@ from labspace.identity.oidc import OidcClient, OidcConfig
 from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
-from labspace.identity.users import UserService
+from labspace.identity.users import INSTRUCTOR, UserService
 from labspace.origins import Origins
+from labspace.policy import Allowance, allowance_for
+from labspace.policy.allowance import UNRESTRICTED
 from labspace.runtime import Runtime
 from labspace.sharing.service import PortSharing
 from labspace.sharing.store import ShareStore
@@ -41,9 +44,13 @@ from labspace.workspaces.events import EventBus
 from labspace.workspaces.manager import WorkspaceManager
 from labspace.workspaces.reconcile import reconcile, reconcile_forever
 from labspace.workspaces.states import State
-from labspace.workspaces.store import WorkspaceStore
+from labspace.workshops.credentials import Sealer
+from labspace.workshops.service import WorkshopInfo, WorkshopService
+from labspace.workspaces.store import WorkspaceRecord, WorkspaceStore
 
 log = logging.getLogger(__name__)
+
+WORKSHOP_CHECK_INTERVAL = 30.0  # seconds: an expired workshop's accounts end within this
 
 ADMIN_TOKEN_FILE = "admin-token"
 
@@ -71,14 +78,21 @@ class Hub:
     ssh_keys: SshKeyStore
     sharing: PortSharing
     audit: AuditLog  # hub.audit.record("user.create", actor=..., target=..., address=...)
+    workshops: WorkshopService
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
     oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _creating: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def offboard(self, name: str, *, by: str, address: str = "") -> User:
         """Disable an account: its sessions and tokens end and its workspaces stop; its
         home and workspaces are kept. Nobody disables their own account."""
+        user = await self._offboard(name, by=by)
+        await self.audit.record("user.disable", actor=by, target=name, address=address)
+        return user
+
+    async def _offboard(self, name: str, *, by: str) -> User:
         if name == by:
             raise PermissionDenied("you cannot disable your own account")
         user = await self.users.set_disabled(name, True)
@@ -88,11 +102,6 @@ class Hub:
             if record.state != State.STOPPED:
                 await self.manager.stop(record.owner, record.name)
         return user
-        user = await self._offboard(name, by=by)
-        await self.audit.record("user.disable", actor=by, target=name, address=address)
-        return user
-
-    async def _offboard(self, name: str, *, by: str) -> User:
 
     async def sync_directory(self, *, by: str = "", address: str = "") -> Sweep | None:
         """Offboard the directory accounts that left the directory or its allowed groups
@@ -144,6 +153,8 @@ class Hub:
             kept = await retire_home(self.settings.homes, name, user.uid, stamp)
         log.info("user %s deleted by %s (home %s)", name, by,
                  "deleted" if delete_home else f"kept at {kept}")
+        await self.audit.record("user.delete", actor=by, target=name, address=address,
+                                home="deleted" if delete_home else "kept")
         return DeletedUser(name, user.uid, str(kept) if kept else None)
 
     async def save_template(self, spec: TemplateSpec, *, replace: bool, by: str = "",
@@ -152,26 +163,109 @@ class Hub:
         it at once."""
         saved = await self.templates.add(spec, replace=replace)
         await self.sharing.apply_cap(saved.name, saved.port_sharing)
+        await self.audit.record("template.save", actor=by, target=saved.name, address=address,
+                                replace=replace)
         return saved
 
-        await self.audit.record("user.delete", actor=by, target=name, address=address,
-                                home="deleted" if delete_home else "kept")
     async def reinstate(self, name: str, *, by: str = "", address: str = "") -> User:
         """Enable a disabled account again, with the SSH keys it had."""
         user = await self.users.set_disabled(name, False)
         await self.ssh_keys.sync(name)
+        await self.audit.record("user.enable", actor=by, target=name, address=address)
         return user
 
+    # -- what members may use (labspace.policy) ----------------------------------------
+
+    def is_instructor(self, user: User) -> bool:
+        groups = {group["name"] for group in user.groups or []}
+        return (user.is_admin or user.role == INSTRUCTOR
+                or bool(groups & set(self.settings.instructor_groups)))
+
+    async def allowance(self, owner: str) -> Allowance:
+        """What ``owner`` may use: their groups' access rules; a workshop's attendees only
+        its template."""
+        user = await self.users.get(owner)
+        workshop = await self.workshops.of_user(user.id)
+        return allowance_for([str(group["name"]) for group in user.groups or []],
+                             self.settings.access, is_admin=user.is_admin,
+                             only_template=workshop.template if workshop else None)
+
+    async def create_workspace(self, owner: str, name: str, template: str,
+                               profile: str | None = None, *, by_admin: bool = False
+                               ) -> WorkspaceRecord:
+        """Create a workspace within the owner's allowance (an admin acting may pass it);
+        ``profile`` None: the owner's default profile."""
+        allowance = UNRESTRICTED if by_admin else await self.allowance(owner)
+        profile = allowance.default_profile() if profile is None else profile
+        allowance.check_template(template)
+        allowance.check_profile(profile)
+        async with self._creating:  # the count and the create, one owner after another
+            allowance.check_count(len(await self.store.list(owner=owner)))
+            return await self.manager.create(owner, name, template, profile)
+
+    async def start_workspace(self, owner: str, name: str, *, by_admin: bool = False
+                              ) -> WorkspaceRecord:
+        """Start it if its template and profile are still the owner's to use (groups
+        change at each login)."""
+        if not by_admin:
+            record = await self.store.get(owner, name)
+            allowance = await self.allowance(owner)
+            allowance.check_template(record.template)
+            allowance.check_profile(record.profile)
+        return await self.manager.start(owner, name)
+
+    # -- workshops (labspace.workshops) -------------------------------------------------
+
+    async def expire_workshops(self) -> list[str]:
+        """Disable the accounts of the workshops past their end and stop their workspaces."""
+        ended = await self.workshops.due()
+        for name in ended:
+            for member in await self.workshops.members(name):
+                with contextlib.suppress(NotFound):
+                    if not (await self.users.get(member)).disabled:
+                        await self.offboard(member, by=f"workshop {name} (expired)")
+            await self.workshops.mark_expired(name)
+            log.info("workshop %s expired: its accounts are disabled", name)
+            await self.audit.record("workshop.expire", actor="", target=name)
+        return ended
+
+    async def extend_workshop(self, name: str, expires_at: datetime) -> WorkshopInfo:
+        """A new end; the accounts of an expired workshop are enabled again."""
+        was = await self.workshops.get(name)
+        info = await self.workshops.set_expiry(name, expires_at)
+        if was.expired:
+            for member in await self.workshops.members(name):
+                await self.reinstate(member)
+        return info
+
+    async def reset_attendee(self, name: str, member: str) -> None:
+        await self.workshops.reset(name, member)
+        await self.proxy.revoked(users=[member])  # the old sessions' connections end now
+
+    async def delete_workshop(self, name: str, *, by: str, delete_homes: bool) -> int:
+        """Delete the attendees' accounts (homes moved to <homes>/.deleted unless
+        ``delete_homes``, which the caller confirmed), then the workshop."""
+        members = await self.workshops.members(name)
+        for member in members:
+            await self.delete_user(member, by=by, delete_home=delete_homes)
+        await self.workshops.forget(name)
+        return len(members)
+
+    async def _expire_workshops_forever(self) -> None:
+        while True:
+            try:
+                await self.expire_workshops()
+            except Exception:  # never let one bad round end the checks for good
+                log.exception("workshop expiry check failed; trying again in a minute")
+            await asyncio.sleep(WORKSHOP_CHECK_INTERVAL)
+
     async def start_background(self) -> None:
-        await self.audit.record("template.save", actor=by, target=saved.name, address=address,
-                                replace=replace)
         """Reconcile once now, then on the configured interval. An engine that does not
         answer yet is logged, not fatal: the hub serves its pages and the loop retries."""
         try:
             await self.ssh_keys.sync_all()  # heal key files lost or edited on disk
         except OSError as error:  # SSH is not worth a hub that does not start
             log.warning("could not write the SSH key files under %s: %s",
-        await self.audit.record("user.enable", actor=by, target=name, address=address)
                         self.ssh_keys.files.root, error)
         try:
             log.info("reconciled: %s", await reconcile(self.manager))
@@ -185,12 +279,15 @@ class Hub:
                 self._sync_directory_forever(), name="directory sync"))
         self._background.append(asyncio.create_task(
             self.audit.prune_forever(), name="audit retention"))
+        self._background.append(asyncio.create_task(
+            self._expire_workshops_forever(), name="workshop expiry"))
 
     async def close(self) -> None:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.manager.close()
+        self.workshops.close()
         await self.runtime.close()
         await self.db.close()
 
@@ -215,7 +312,7 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     db = Database(settings.db_url)
     await db.migrate()
     bus = EventBus()
-    users = UserService(db)
+    users = UserService(db, password_min_length=settings.password_min_length)
     templates = TemplateStore(db)
     await templates.seed(builtin_templates(settings.default_image_tag))
     store = WorkspaceStore(db, bus)
@@ -232,7 +329,8 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
                directory=directory,
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
                sharing=sharing, oidc=single_sign_on(settings),
-               audit=AuditLog(db, settings.audit_retention_days))
+               audit=AuditLog(db, settings.audit_retention_days),
+               workshops=WorkshopService(db, users, Sealer(settings.signing_key())))
 
 
 def single_sign_on(settings: Settings) -> OidcClient | None:
@@ -254,7 +352,7 @@ async def bootstrap_admin(hub: Hub, name: str = "admin") -> Bootstrap:
     password = None
     if await hub.users.count() == 0:
         password = generate_password()
-        await hub.users.create(name, password=password, is_admin=True)
+        await hub.users.create(name, password=password, is_admin=True, generated=True)
     token_path = hub.settings.data_dir / ADMIN_TOKEN_FILE
     if not token_path.exists():
         admins = [u for u in await hub.users.list() if u.is_admin and not u.disabled]

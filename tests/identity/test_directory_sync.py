@@ -40,7 +40,7 @@ async def users(slapd: Slapd, tmp_path: Path) -> AsyncIterator[UserService]:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
     await db.migrate()
     service = UserService(db)
-    await service.create("boss", password="boss-local-pw", is_admin=True)
+    await service.create("boss", password="corner-office-key", is_admin=True)
     authenticator = build_authenticator(settings_for(slapd, tmp_path), service)
     for name in PEOPLE:
         await login(authenticator, service, name, f"{name}-directory-pw")

@@ -65,7 +65,7 @@ async def accounts(slapd: Slapd, tmp_path: Path) -> AsyncIterator[Accounts]:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
     await db.migrate()
     users = UserService(db)
-    await users.create("boss", password="boss-local-pw", is_admin=True)  # uid 10000
+    await users.create("boss", password="corner-office-key", is_admin=True)  # uid 10000
     try:
         yield Accounts(users, settings_for(slapd, tmp_path))
     finally:
@@ -122,7 +122,7 @@ async def test_only_members_of_the_allowed_groups_log_in(accounts: Accounts,
 @pytest.mark.asyncio(loop_scope="session")
 async def test_no_directory_account_takes_over_a_local_account_or_its_uid(
         accounts: Accounts) -> None:
-    await accounts.users.create("dave", password="dave-local-pw-1")
+    await accounts.users.create("dave", password="stale-fallback-key-1")
     with pytest.raises(NotAuthenticated, match="cannot be used here"):
         await accounts.login("dave", "dave-directory-pw")
     assert (await accounts.users.get("dave")).source == "local"
@@ -144,7 +144,7 @@ async def test_the_admins_labspace_made_log_in_when_the_directory_is_down(
         accounts: Accounts, tmp_path: Path, slapd: Slapd) -> None:
     down = dataclasses.replace(accounts, settings=settings_for(
         slapd, tmp_path, ldap_url=f"ldap://127.0.0.1:{free_port()}"))
-    assert (await down.login("boss", "boss-local-pw")).is_admin
+    assert (await down.login("boss", "corner-office-key")).is_admin
     with pytest.raises(RuntimeFailure, match="did not answer"):
         await down.login("alice", "alice-directory-pw")
 

@@ -19,7 +19,7 @@ async def test_no_password_and_no_account_cost_the_same_hash(
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
     await db.migrate()
     users = UserService(db)
-    await users.create("ada", password="ada-local-password")
+    await users.create("ada", password="analytical-engine-1843")
     await users.sync_external_user(SINGLE_SIGN_ON, "sso-user", uid=None, gid=None, groups=[],
                                    is_admin=None, subject="sub-1")
     checked: list[str | None] = []
@@ -33,7 +33,7 @@ async def test_no_password_and_no_account_cost_the_same_hash(
     try:
         assert await local.authenticate("sso-user", "anything-at-all") is None
         assert await local.authenticate("nobody", "anything-at-all") is None
-        assert await local.authenticate("ada", "ada-local-password") == "ada"
+        assert await local.authenticate("ada", "analytical-engine-1843") == "ada"
     finally:
         await db.close()
     assert checked[0] == checked[1] == module._DUMMY_HASH

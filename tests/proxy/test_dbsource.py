@@ -30,7 +30,7 @@ async def proxy_url(db: Database) -> str:
 
 async def test_routes_and_principals(db: Database) -> None:
     users = UserService(db)
-    alice = await users.create("alice", password="alice-password")
+    alice = await users.create("alice", password="rabbit-hole-watch")
     boss = await users.create("boss", is_admin=True)
     templates = TemplateStore(db)
     await templates.seed(builtin_templates("img"))

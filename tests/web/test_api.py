@@ -101,7 +101,7 @@ def test_disabling_a_user_stops_their_workspaces_and_logs_them_out(
     stack: Stack, people: dict[str, Person]
 ) -> None:
     with stack.client() as admin:
-        admin.post("/hub/api/users", json={"name": "leaver", "password": "leaver-password"})
+        admin.post("/hub/api/users", json={"name": "leaver", "password": "exit-interview-42"})
         token = admin.post("/hub/api/users/leaver/tokens", json={}).json()["token"]
         with stack.client(token) as leaver:
             created = leaver.post("/hub/api/workspaces",

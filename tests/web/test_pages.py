@@ -62,7 +62,7 @@ def test_wrong_password_is_401_with_a_message(stack: Stack, people: dict[str, Pe
     assert 'value="alice"' in page.text  # the name is kept
 
 
-def test_password_guessing_is_throttled(stack: Stack) -> None:
+def test_password_guessing_is_throttled(stack: Stack, people: dict[str, Person]) -> None:
     with stack.client() as admin:
         admin.post("/hub/api/users", json={"name": "guessed", "password": "the-real-one"})
     with httpx.Client(base_url=stack.url, headers=HTML) as client:
@@ -72,7 +72,7 @@ def test_password_guessing_is_throttled(stack: Stack) -> None:
         assert blocked.status_code == 429  # even the right password waits out the block
         assert "too many failed logins" in blocked.text
         assert int(blocked.headers["retry-after"]) > 0
-        other = log_in(client, "alice", "alice-secret-pw")
+        other = log_in(client, "alice", people["alice"].password)
         assert other.status_code == 303  # other accounts are unaffected
 
 
@@ -80,15 +80,15 @@ def test_login_form_needs_its_own_nonce(stack: Stack, people: dict[str, Person])
     """Login CSRF: a form posted from elsewhere (no nonce, or not matching the cookie) fails."""
     with httpx.Client(base_url=stack.url, headers=HTML) as client:
         bare = client.post("/hub/login", data={"username": "alice",
-                                               "password": "alice-secret-pw"})
+                                               "password": people["alice"].password})
         assert bare.status_code == 403 and "labspace-session" not in bare.cookies
         assert "did not come from this site" in bare.text
         client.get("/hub/login")
         forged = client.post("/hub/login", data={"username": "alice",
-                                                 "password": "alice-secret-pw",
+                                                 "password": people["alice"].password,
                                                  "_login": "guessed-nonce"})
         assert forged.status_code == 403 and "labspace-session" not in forged.cookies
-        assert log_in(client, "alice", "alice-secret-pw").status_code == 303
+        assert log_in(client, "alice", people["alice"].password).status_code == 303
 
 
 def test_anonymous_home_redirects_to_login(stack: Stack) -> None:

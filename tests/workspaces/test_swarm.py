@@ -26,7 +26,7 @@ from tests.jupyter import open_kernel, run_code
 
 pytestmark = [pytest.mark.swarm, pytest.mark.docker]
 
-USER, PASSWORD = "carol", "carol-secret-pw"
+USER, PASSWORD = "carol", "swarm-lantern-73"
 
 
 @pytest.fixture(scope="module")

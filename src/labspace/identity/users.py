@@ -13,8 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from labspace.errors import Conflict, InvalidInput, NotFound
-from labspace.identity.passwords import MIN_PASSWORD_LENGTH, hash_password
+from labspace.identity.passwordpolicy import DEFAULT_MIN_LENGTH, check_password
+from labspace.identity.passwords import hash_password
 from labspace.identity.tokens import revoke_user_tokens
+from labspace.identity.usersearch import UserFilter, UserPage, search_users
 from labspace.names import validate_user_name
 from labspace.state.db import Database
 from labspace.state.models import RetiredUser, User
@@ -22,6 +24,10 @@ from labspace.state.models import RetiredUser, User
 # Workspace uids start here, clear of the image's system and first human accounts.
 UID_BASE = 10000
 LOCAL, DIRECTORY, SINGLE_SIGN_ON = "local", "ldap", "oidc"  # User.source
+WORKSHOP = "workshop"  # an attendee account a workshop made (and deletes)
+MEMBER, INSTRUCTOR = "member", "instructor"  # User.role (admins are User.is_admin)
+# Sources whose uids labspace allocates, from one range.
+ALLOCATED = (LOCAL, WORKSHOP)
 # Ids from a directory or provider below these are the system's (root, daemon, sudo, docker):
 # a workspace never runs as one, nor has its files owned by one.
 MIN_UID, MIN_GID = 1000, 100
@@ -33,13 +39,21 @@ class UserService:
     # The next uid is max(uid) + 1: creations in this process take turns, so they never race
     # for it; the retries below cover another process creating users at the same moment.
     _uid_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # Settings.password_min_length; passwords people choose follow identity/passwordpolicy.
+    password_min_length: int = DEFAULT_MIN_LENGTH
+
+    def check_password(self, name: str, password: str) -> None:
+        check_password(password, user_name=name, min_length=self.password_min_length)
 
     async def create(
-        self, name: str, *, password: str | None = None, is_admin: bool = False
+        self, name: str, *, password: str | None = None, is_admin: bool = False,
+        generated: bool = False,
     ) -> User:
+        """``generated``: the password is a random one (generate_password), not a person's
+        choice, so the password policy does not apply."""
         validate_user_name(name)
-        if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        if password is not None and not generated:
+            self.check_password(name, password)
         # argon2 is deliberately slow (~50 ms): keep it off the event loop.
         password_hash = await asyncio.to_thread(hash_password, password) if password else None
         for _attempt in range(5):
@@ -99,12 +113,60 @@ class UserService:
                 user.is_admin = is_admin
         return user
 
+    async def create_many(
+        self, names: builtins.list[str], password_hashes: builtins.list[str], *, source: str,
+        groups: builtins.list[dict[str, Any]],
+    ) -> builtins.list[User]:
+        """Make many accounts in one transaction (a workshop's): consecutive uids, all or
+        none. The hashes are made by the caller (off the event loop, in parallel)."""
+        for name in names:
+            validate_user_name(name)
+        async with self._uid_lock, self.db.session() as session:
+            taken = list(await session.scalars(select(User.name).where(User.name.in_(names))))
+            if taken:
+                raise Conflict(f"these accounts exist already: {', '.join(sorted(taken)[:5])}"
+                               + (" ..." if len(taken) > 5 else ""))
+            first = await _next_local_uid(session)
+            made = [User(name=name, uid=first + i, password_hash=password_hash, source=source,
+                         groups=groups)
+                    for i, (name, password_hash) in enumerate(zip(names, password_hashes,
+                                                                   strict=True))]
+            session.add_all(made)
+        return made
+
+    async def update(self, name: str, *, role: str | None = None,
+                     groups: builtins.list[dict[str, Any]] | None = None) -> User:
+        """Set an account's role, or the groups of an account labspace keeps (a directory's
+        or provider's accounts get theirs at each login)."""
+        if role is not None and role not in (MEMBER, INSTRUCTOR):
+            raise InvalidInput(f"role {role!r}: use {MEMBER} or {INSTRUCTOR} (admins are made "
+                               "with --admin)")
+        if groups is not None:
+            _check_ids(None, None, groups)
+        async with self.db.session() as session:
+            user = await session.scalar(select(User).where(User.name == name))
+            if user is None:
+                raise NotFound(f"no user {name!r}")
+            if groups is not None:
+                if user.source not in ALLOCATED:
+                    raise InvalidInput(f"{name!r} gets its groups from the {user.source} "
+                                       "login at each login; change them there")
+                user.groups = groups
+            if role is not None:
+                user.role = role
+        return user
+
     async def get(self, name: str) -> User:
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.name == name))
         if user is None:
             raise NotFound(f"no user {name!r}")
         return user
+
+    async def search(self, where: UserFilter | None = None, *, limit: int = 50,
+                     offset: int = 0) -> UserPage:
+        """One page of the accounts ``where`` selects, by name, and how many there are."""
+        return await search_users(self.db, where or UserFilter(), limit=limit, offset=offset)
 
     async def list(self) -> builtins.list[User]:
         async with self.db.session() as session:
@@ -121,9 +183,9 @@ class UserService:
                 await revoke_user_tokens(session, user.id)
         return user
 
-    async def set_password(self, name: str, password: str) -> None:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    async def set_password(self, name: str, password: str, *, generated: bool = False) -> None:
+        if not generated:
+            self.check_password(name, password)
         password_hash = await asyncio.to_thread(hash_password, password)
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.name == name))
@@ -154,9 +216,9 @@ class UserService:
 async def _next_local_uid(session: AsyncSession) -> int:
     """The uid after the local accounts' highest: allocated above the local accounts only, so
     a directory's large uidNumbers do not push the range (the unique uid catches a clash)."""
-    top = await session.scalar(select(func.max(User.uid)).where(User.source == LOCAL))
+    top = await session.scalar(select(func.max(User.uid)).where(User.source.in_(ALLOCATED)))
     retired = await session.scalar(
-        select(func.max(RetiredUser.uid)).where(RetiredUser.source == LOCAL))
+        select(func.max(RetiredUser.uid)).where(RetiredUser.source.in_(ALLOCATED)))
     return max(top or 0, retired or 0, UID_BASE - 1) + 1
 
 
