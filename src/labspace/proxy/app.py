@@ -33,6 +33,7 @@ from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
 from labspace.proxy import gate, pages, sharehost, tunnel
+from labspace.proxy.adminopens import AdminOpens, AuditSink
 from labspace.proxy.apphost import AppHosts
 from labspace.proxy.bodycap import CappedBody, too_large, too_large_for_hub
 from labspace.proxy.cache import CachedRouteSource
@@ -104,6 +105,8 @@ class Proxy:
         self.hosts = AppHosts(self.origins, HostSigner(settings.signing_key()),
                               app_cookie_name(settings.secure_cookies), settings.secure_cookies)
         self.connections = OpenConnections()
+        inner = self.source.source
+        self.admin_opens = AdminOpens(inner if isinstance(inner, AuditSink) else None)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -354,6 +357,9 @@ class Proxy:
             route = await self.running_route(request, owner, name)
             if isinstance(route, web.Response):
                 return route
+            if caller.user != owner and attempt == 1:  # only an admin gets this far
+                self.admin_opens.note(caller.user, f"{owner}/{name}",
+                                      self.forwarding.client(request)[0])
             self.connections.add(request, caller)  # until it ends, revocation can end it
             try:
                 return await self.forward(request, route, path, tail, websocket)

@@ -39,6 +39,12 @@ SHARE_SQL = (
     "JOIN users u ON u.id = w.owner_id "
     "WHERE u.name = {0} AND w.name = {1} AND s.port = {2} AND NOT u.disabled"
 )
+# The proxy's one write: an admin opened someone else's workspace (adminopens.py).
+AUDIT_SQL = (
+    "INSERT INTO audit_events (at, actor, action, target, address, ok, detail) "
+    "VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6})"
+)
+AUDIT_DETAIL = '{"via": "proxy"}'
 PRIVATE = "private"
 
 
@@ -65,6 +71,8 @@ def route_from_row(owner: str, workspace: str, row: tuple[Any, ...]) -> Route:
 class _Queries(Protocol):
     async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None: ...
 
+    async def write(self, sql: str, *args: Any) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -72,12 +80,16 @@ class SQLiteQueries:
     """One read-only connection used from one worker thread at a time (WAL: never blocks the
     hub's writes)."""
 
-    placeholders = ("?", "?", "?")
+    placeholders = ("?", "?", "?", "?", "?", "?", "?")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        # Writes (rare: audit entries) get their own connection, so reads never wait on
+        # SQLite's write lock; mode=rw never creates the file.
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     def _run(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if self._connection is None:
@@ -90,33 +102,51 @@ class SQLiteQueries:
         async with self._lock:
             return await asyncio.to_thread(self._run, sql, args)
 
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        if self._writer is None:
+            self._writer = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True,
+                                           check_same_thread=False, timeout=10,
+                                           isolation_level=None)  # autocommit
+        self._writer.execute(sql, args)
+
+    async def write(self, sql: str, *args: Any) -> None:
+        async with self._write_lock:
+            await asyncio.to_thread(self._write, sql, args)
+
     @staticmethod
     def now() -> str:
         # SQLAlchemy stores UTC datetimes in SQLite as this sortable text.
         return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
     async def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        for connection in (self._connection, self._writer):
+            if connection is not None:
+                connection.close()
 
 
 class PostgresQueries:
-    placeholders = ("$1", "$2", "$3")
+    placeholders = ("$1", "$2", "$3", "$4", "$5", "$6", "$7")
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._pool: Any = None
         self._lock = asyncio.Lock()
 
-    async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+    async def _ready(self) -> Any:
         if self._pool is None:
             async with self._lock:
                 if self._pool is None:
                     import asyncpg
 
                     self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
-        row = await self._pool.fetchrow(sql, *args)
+        return self._pool
+
+    async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        row = await (await self._ready()).fetchrow(sql, *args)
         return tuple(row) if row is not None else None
+
+    async def write(self, sql: str, *args: Any) -> None:
+        await (await self._ready()).execute(sql, *args)
 
     @staticmethod
     def now() -> datetime:
@@ -143,6 +173,7 @@ class DatabaseRouteSource:
         self._route_sql = ROUTE_SQL.format(*marks)
         self._principal_sql = PRINCIPAL_SQL.format(*marks)
         self._share_sql = SHARE_SQL.format(*marks)
+        self._audit_sql = AUDIT_SQL.format(*marks)
 
     async def route(self, owner: str, workspace: str) -> Route | None:
         row = await self.queries.one(self._route_sql, owner, workspace)
@@ -157,6 +188,11 @@ class DatabaseRouteSource:
     async def share_level(self, owner: str, workspace: str, port: int) -> str:
         row = await self.queries.one(self._share_sql, owner, workspace, port)
         return str(row[0]) if row else PRIVATE
+
+    async def record_audit(self, action: str, actor: str, target: str, address: str) -> None:
+        """Insert one audit entry (proxy/adminopens.py: rare, in the background)."""
+        await self.queries.write(self._audit_sql, self.queries.now(), actor[:100], action[:40],
+                                 target[:200], address[:100], True, AUDIT_DETAIL)
 
     async def close(self) -> None:
         await self.queries.close()
