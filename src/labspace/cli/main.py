@@ -9,6 +9,7 @@ import typer
 
 from labspace import __version__
 from labspace.cli import (
+    audit,
     config,
     images,
     keys,
@@ -49,6 +50,7 @@ app.command("ssh", context_settings={"allow_interspersed_args": False,
 app.command("config-ssh")(ssh.config_ssh)
 app.add_typer(keys.app, name="key", help="Add, list and remove your SSH public keys.")
 app.add_typer(ports.app, name="port", help="List a workspace's ports; share one by link.")
+app.command("audit")(audit.audit)
 
 
 def _version(value: bool) -> None:
