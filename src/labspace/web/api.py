@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
@@ -14,18 +14,21 @@ from labspace.errors import InvalidInput, LabspaceError, NotFound, PermissionDen
 from labspace.hub import Hub
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import digest, issue_token
+from labspace.identity.usersearch import UserFilter
 from labspace.state.models import MAX_ID, Token
 from labspace.templates import TemplateSpec
 from labspace.templates.store import parse_template
 from labspace.web.deps import AdminDep, CallerDep, HubDep, visible_workspace
 from labspace.web.recorder import AuditDep
 from labspace.web.schemas import (
+    BulkOutcome,
     DirectorySync,
     PasswordReset,
     PasswordSet,
     TokenCreate,
     TokenCreated,
     TokenPublic,
+    UserBulk,
     UserCreate,
     UserCreated,
     UserDeleted,
@@ -35,6 +38,7 @@ from labspace.web.schemas import (
     WorkspaceUsage,
 )
 from labspace.web.streams import follow_events
+from labspace.web.userbulk import run_bulk
 from labspace.workspaces.states import State
 from labspace.workspaces.store import WorkspaceRecord
 
@@ -106,8 +110,41 @@ async def revoke_current_token(caller: CallerDep, hub: HubDep, audit: AuditDep) 
 
 
 @router.get("/users", response_model=list[UserPublic])
-async def list_users(_: AdminDep, hub: HubDep) -> list[UserPublic]:
-    return [UserPublic.of(user) for user in await hub.users.list()]
+async def list_users(
+    _: AdminDep, hub: HubDep, response: Response,
+    q: Annotated[str, Query(max_length=100, description="A part of the name.")] = "",
+    group: Annotated[str, Query(max_length=100, description="Members of this group.")] = "",
+    role: Annotated[Literal["admin", "instructor", "member", ""], Query()] = "",
+    state: Annotated[Literal["enabled", "disabled", ""], Query()] = "",
+    source: Annotated[str, Query(max_length=20, description="local, ldap, oidc or "
+                                 "workshop.")] = "",
+    workshop: Annotated[str, Query(max_length=30, description="A workshop's attendees.")] = "",
+    limit: Annotated[int | None, Query(ge=1, le=500, description="At most this many "
+                                       "(default: all).")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> list[UserPublic]:
+    """The accounts, by name; the header X-Total-Count says how many match in all."""
+    where = UserFilter(q=q, group=group, role=role, state=state, source=source,
+                       workshop=workshop)
+    page = await hub.users.search(where, limit=limit or 500, offset=offset)
+    users = page.users
+    while limit is None and offset + len(users) < page.total:  # everyone, 500 at a time
+        more = await hub.users.search(where, limit=500, offset=offset + len(users))
+        if not more.users:
+            break
+        users += more.users
+    response.headers["X-Total-Count"] = str(page.total)
+    return [UserPublic.of(user) for user in users]
+
+
+@router.post("/users/bulk", response_model=list[BulkOutcome])
+async def bulk_users(body: UserBulk, caller: AdminDep, hub: HubDep,
+                     audit: AuditDep) -> list[BulkOutcome]:
+    """Disable, enable, reset (a one-time password each, local and workshop accounts) or
+    delete many accounts; each name succeeds or fails on its own (the caller's own fails).
+    Deleting the homes too needs confirm = "delete N homes", N the number of names."""
+    return await run_bulk(hub, body.action, body.names, by=caller.name, address=audit.address,
+                          delete_home=body.delete_home, confirm=body.confirm)
 
 
 @router.get("/users/{name}", response_model=UserPublic)
@@ -119,7 +156,8 @@ async def get_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
 async def create_user(body: UserCreate, caller: AdminDep, hub: HubDep,
                       audit: AuditDep) -> UserCreated:
     password = body.password or generate_password()
-    user = await hub.users.create(body.name, password=password, is_admin=body.admin)
+    user = await hub.users.create(body.name, password=password, is_admin=body.admin,
+                                  generated=not body.password)
     await audit("user.create", actor=caller.name, target=user.name, admin=body.admin)
     return UserCreated(
         **UserPublic.of(user).model_dump(), password=None if body.password else password
@@ -138,7 +176,7 @@ async def reset_password(
 ) -> PasswordSet:
     """Set a user's password, or generate a one-time password when none is given."""
     password = body.password or generate_password()
-    await hub.users.set_password(name, password)
+    await hub.users.set_password(name, password, generated=not body.password)
     await audit("user.password", actor=caller.name, target=name,
                 generated=not body.password)
     return PasswordSet(name=name, password=None if body.password else password)

@@ -117,6 +117,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         pages,
         ports,
         sshkeys,
+        userspages,
     )
 
     apidocs.add_api_docs(app)
@@ -125,6 +126,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(login.router)
     app.include_router(oidc.router)
     app.include_router(pages.router)
+    app.include_router(userspages.router)
     app.include_router(open.router)
     app.include_router(sshkeys.router)
     app.include_router(ports.router)

@@ -222,15 +222,16 @@ async def _admin(
     error: str | None = None, created: dict[str, str] | None = None,
     form: dict[str, Any] | None = None,
 ) -> Response:
-    users = await hub.users.list()
+    found = await hub.users.search(limit=20)  # the first 20; everyone: /hub/admin/users
     specs = await hub.templates.list()
     records = await hub.store.list()
     rows = list(zip(await api.workspace_usage(hub, records), records, strict=True))
     # Checked on each visit (one statvfs, off the event loop): a fixed mount clears it at once.
     homes_warning = await asyncio.to_thread(homes_mount_problem, hub.settings.homes)
     return render_page(
-        request, "admin.html", caller, status, users=users, templates=specs, rows=rows,
-        error=error, created=created, form=form or {}, homes_warning=homes_warning,
+        request, "admin.html", caller, status, users=found.users, users_total=found.total,
+        templates=specs, rows=rows, error=error, created=created, form=form or {},
+        homes_warning=homes_warning,
     )
 
 
@@ -248,7 +249,7 @@ async def admin_add_user(
     name = name.strip()
     password = generate_password()
     try:
-        await hub.users.create(name, password=password, is_admin=admin)
+        await hub.users.create(name, password=password, is_admin=admin, generated=True)
     except LabspaceError as error:
         return await _admin(request, caller, hub, status=error.http_status, error=error.message,
                             form={"name": name, "admin": admin})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,23 @@ class UserDeleted(BaseModel):
     uid: int = Field(description="Retired: never given to anyone again.")
     home_kept_at: str | None = Field(description="Where the home was moved on the server; "
                                      "null: deleted.")
+
+
+class UserBulk(_Input):
+    action: Literal["disable", "enable", "reset", "delete"]
+    names: list[Annotated[str, Field(min_length=1, max_length=30)]] = Field(
+        min_length=1, max_length=500)
+    delete_home: bool = Field(False, description="delete: the homes too (else each is moved "
+                              "to <homes>/.deleted).")
+    confirm: str = Field("", max_length=100, description="With delete_home: the text "
+                         "\"delete N homes\", N the number of names.")
+
+
+class BulkOutcome(BaseModel):
+    name: str
+    ok: bool
+    error: str | None = None
+    password: str | None = Field(None, description="reset: the new one-time password.")
 
 
 class DirectorySync(BaseModel):
