@@ -40,12 +40,12 @@ from labspace.storage.permissions import secure_data_dir
 from labspace.templates import builtin_templates
 from labspace.templates.model import TemplateSpec
 from labspace.templates.store import TemplateStore
+from labspace.workshops.credentials import Sealer
+from labspace.workshops.service import WorkshopInfo, WorkshopService
 from labspace.workspaces.events import EventBus
 from labspace.workspaces.manager import WorkspaceManager
 from labspace.workspaces.reconcile import reconcile, reconcile_forever
 from labspace.workspaces.states import State
-from labspace.workshops.credentials import Sealer
-from labspace.workshops.service import WorkshopInfo, WorkshopService
 from labspace.workspaces.store import WorkspaceRecord, WorkspaceStore
 
 log = logging.getLogger(__name__)

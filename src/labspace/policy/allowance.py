@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from labspace.errors import PermissionDenied
-from labspace.policy.model import EVERYONE, AccessRule
+from labspace.policy.model import EVERYONE, AccessRule, ProfileSpec
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,11 @@ def _union(rules: list[AccessRule], why: str) -> Allowance:
             most = None if rule.max_workspaces is None else max(most, rule.max_workspaces)
     return Allowance(None if templates is None else frozenset(templates),
                      None if profiles is None else tuple(profiles), most, why)
+
+
+def allowed_profiles(profiles: Mapping[str, ProfileSpec], allowance: Allowance
+                     ) -> list[tuple[str, ProfileSpec]]:
+    """The profiles ``allowance`` lets one pick, its default first (as the rule lists them;
+    with no rule, as the settings do)."""
+    names = list(profiles) if allowance.profiles is None else list(allowance.profiles)
+    return [(name, profiles[name]) for name in names if name in profiles]

@@ -15,6 +15,7 @@ from labspace.hub import Hub
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import digest, issue_token
 from labspace.identity.usersearch import UserFilter
+from labspace.policy.allowance import allowed_profiles
 from labspace.state.models import MAX_ID, Token
 from labspace.templates import TemplateSpec
 from labspace.templates.store import parse_template
@@ -25,6 +26,7 @@ from labspace.web.schemas import (
     DirectorySync,
     PasswordReset,
     PasswordSet,
+    ProfilePublic,
     TokenCreate,
     TokenCreated,
     TokenPublic,
@@ -230,8 +232,18 @@ async def sync_directory(caller: AdminDep, hub: HubDep, audit: AuditDep) -> Dire
 
 
 @router.get("/templates", response_model=list[TemplateSpec])
-async def list_templates(_: CallerDep, hub: HubDep) -> list[TemplateSpec]:
-    return await hub.templates.list()
+async def list_templates(caller: CallerDep, hub: HubDep) -> list[TemplateSpec]:
+    """The templates the caller may start (admins: all)."""
+    allowance = await hub.allowance(caller.name)
+    return [spec for spec in await hub.templates.list() if allowance.template_allowed(spec.name)]
+
+
+@router.get("/profiles", response_model=list[ProfilePublic])
+async def list_profiles(caller: CallerDep, hub: HubDep) -> list[ProfilePublic]:
+    """The resource profiles the caller may start a workspace with, the default first."""
+    return [ProfilePublic.of(name, spec)
+            for name, spec in allowed_profiles(hub.settings.profiles,
+                                               await hub.allowance(caller.name))]
 
 
 @router.get("/templates/{name}", response_model=TemplateSpec)
@@ -268,11 +280,13 @@ async def create_workspace(
     owner = body.owner or caller.name
     if owner != caller.name and not caller.is_admin:
         raise PermissionDenied("only administrators can create workspaces for others")
-    record = await hub.manager.create(owner, body.name, body.template)
+    acting = owner != caller.name  # an admin for someone else: past their allowance
+    record = await hub.create_workspace(owner, body.name, body.template, body.profile,
+                                        by_admin=acting)
     target = f"{owner}/{body.name}"
     await audit("workspace.create", actor=caller.name, target=target, template=body.template)
     if body.start:
-        record = await hub.manager.start(owner, body.name)
+        record = await hub.start_workspace(owner, body.name, by_admin=acting)
         await audit("workspace.start", actor=caller.name, target=target)
     return WorkspacePublic.of(record)
 
@@ -286,7 +300,7 @@ async def show_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) 
 async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
                           audit: AuditDep) -> WorkspacePublic:
     await visible_workspace(hub, caller, owner, name)
-    record = await hub.manager.start(owner, name)
+    record = await hub.start_workspace(owner, name, by_admin=owner != caller.name)
     await audit("workspace.start", actor=caller.name, target=f"{owner}/{name}")
     return WorkspacePublic.of(record)
 

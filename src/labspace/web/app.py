@@ -110,6 +110,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         apidocs,
         audit,
         clilogin,
+        join,
         login,
         nodes,
         oidc,
@@ -118,6 +119,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         ports,
         sshkeys,
         userspages,
+        workshoppages,
+        workshops,
     )
 
     apidocs.add_api_docs(app)
@@ -132,6 +135,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(ports.router)
     app.include_router(clilogin.router)
     app.include_router(audit.router)
+    app.include_router(workshops.router)
+    app.include_router(workshoppages.router)
+    app.include_router(join.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),

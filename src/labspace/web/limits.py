@@ -6,8 +6,9 @@ send (four 300 MB POSTs took it from 98 MB to 1.8 GB). This pure-ASGI middleware
 the request head, before the app reads a byte:
 
 - a write (any method but GET, HEAD, OPTIONS) that carries no plausible credential, a session
-  cookie or ``Authorization: Bearer|token lsp_...``, gets 401; the login form and the two
-  calls of `labspace login`'s device flow are the only writes anybody may send (small caps);
+  cookie or ``Authorization: Bearer|token lsp_...``, gets 401; the login form, a workshop's
+  login link (web/join.py) and the two calls of `labspace login`'s device flow are the only
+  writes anybody may send (small caps);
 - a body over its route's cap gets 413: at once when Content-Length says so, or, for a chunked
   body, as soon as the bytes counted pass the cap.
 
@@ -33,6 +34,7 @@ from labspace.hubedge import MAX_HUB_BODY, KiB, MiB
 from labspace.identity.credentials import plausible_token
 from labspace.web.deps import SAFE_METHODS
 from labspace.web.forwarded import VIA_PROXY
+from labspace.workshops.service import JOIN_PATH
 
 LOGIN_PATH = "/hub/login"
 # `labspace login`'s device flow (web/clilogin.py): the CLI has no credential yet.
@@ -43,8 +45,10 @@ ROUTE_BODY: dict[tuple[str, str], int] = {
     ("POST", LOGIN_PATH): 16 * KiB,  # two names, a password, a nonce
     ("POST", "/hub/api/templates"): MAX_HUB_BODY,  # template JSON: env, mounts, description
     **{("POST", path): 1 * KiB for path in CLI_LOGIN_PATHS},  # a computer's name, a code
+    ("POST", JOIN_PATH): 1 * KiB,  # a workshop login link's token
 }
-ANONYMOUS_WRITES = frozenset({("POST", LOGIN_PATH), *(("POST", p) for p in CLI_LOGIN_PATHS)})
+ANONYMOUS_WRITES = frozenset({("POST", LOGIN_PATH), ("POST", JOIN_PATH),
+                              *(("POST", p) for p in CLI_LOGIN_PATHS)})
 
 # How the app answers an error: (request, status, message) -> a response (JSON for the API).
 Answer = Callable[[Request, int, str], Response]

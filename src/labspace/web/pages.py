@@ -19,6 +19,7 @@ from labspace.errors import InvalidInput, LabspaceError, NotFound
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import issue_token
 from labspace.names import NAME_PATTERN, validate_name
+from labspace.policy.allowance import allowed_profiles
 from labspace.sharing.levels import LEVELS
 from labspace.storage.mounts import homes_mount_problem
 from labspace.web import api
@@ -63,7 +64,8 @@ def render_page(
 ) -> Response:
     """A page for a logged-in caller: every one gets ``caller`` and its form's ``csrf``."""
     context.update(caller=caller, csrf=csrf_token(request, caller),
-                   name_pattern=HTML_NAME_PATTERN, name_hint=NAME_HINT)
+                   name_pattern=HTML_NAME_PATTERN, name_hint=NAME_HINT,
+                   instructor=request.app.state.hub.is_instructor(caller.user))
     return templates.TemplateResponse(request, view, context, status_code=status)
 
 
@@ -89,8 +91,12 @@ async def _home(
     records = await hub.store.list(owner=caller.name)
     specs = await hub.templates.list()
     names = {spec.name: spec.display_name for spec in specs}
+    # The form offers only what the caller may start (the start path checks it again).
+    allowance = await hub.allowance(caller.name)
     return render_page(
-        request, "home.html", caller, status, workspaces=records, templates=specs,
+        request, "home.html", caller, status, workspaces=records,
+        templates=[spec for spec in specs if allowance.template_allowed(spec.name)],
+        profiles=allowed_profiles(hub.settings.profiles, allowance),
         template_names=names, error=error, form=form or {}, transient=TRANSIENT,
     )
 
@@ -111,6 +117,7 @@ async def create_workspace(
     audit: AuditDep,
     name: Annotated[str, Form(max_length=100)] = "",
     template: Annotated[str, Form(max_length=100)] = "",
+    profile: Annotated[str | None, Form(max_length=30)] = None,
 ) -> Response:
     name, template = name.strip(), template.strip()
     try:
@@ -119,16 +126,17 @@ async def create_workspace(
             await hub.templates.get(template)
         except NotFound as missing:
             raise InvalidInput(f"there is no template {template!r}") from missing
-        await hub.manager.create(caller.name, name, template)
+        await hub.create_workspace(caller.name, name, template, profile)
         try:
-            await hub.manager.start(caller.name, name)
+            await hub.start_workspace(caller.name, name)
         except LabspaceError:
             await hub.manager.delete(caller.name, name)  # nothing half-created
             raise
     except LabspaceError as error:
         status = error.http_status if error.http_status < 500 else 502
         return await _home(request, caller, hub, status=status, error=error.message,
-                           form={"name": name, "template": template})
+                           form={"name": name, "template": template,
+                                 "profile": profile or ""})
     target = f"{caller.name}/{name}"
     await audit("workspace.create", actor=caller.name, target=target, template=template)
     await audit("workspace.start", actor=caller.name, target=target)
@@ -167,7 +175,7 @@ async def workspace_page(
 async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
                           audit: AuditDep) -> Response:
     await visible_workspace(hub, caller, owner, name)
-    await hub.manager.start(owner, name)
+    await hub.start_workspace(owner, name, by_admin=owner != caller.name)
     await audit("workspace.start", actor=caller.name, target=f"{owner}/{name}")
     return _see(_workspace_path(owner, name) + "?launch=1")
 

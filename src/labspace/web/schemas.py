@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from labspace.names import Name, UserName
+from labspace.policy import ProfileSpec
 from labspace.sharing.service import PortInfo, PortList
 from labspace.ssh.store import KeyInfo
 from labspace.state.models import User
@@ -113,14 +114,31 @@ class TokenPublic(BaseModel):
 class WorkspaceCreate(_Input):
     name: Name
     template: Name
+    profile: str | None = Field(None, max_length=30, description="Resource profile (GET "
+                                "/hub/api/profiles); default: the first one you may use.")
     owner: str | None = Field(None, description="Admins only: create for another user.")
     start: bool = True
+
+
+class ProfilePublic(BaseModel):
+    name: str
+    display_name: str
+    description: str
+    cpus: float | None
+    memory: str | None
+
+    @classmethod
+    def of(cls, name: str, spec: ProfileSpec) -> ProfilePublic:
+        return cls(name=name, display_name=spec.display_name or name,
+                   description=spec.description, cpus=spec.limits.cpus,
+                   memory=spec.limits.memory)
 
 
 class WorkspacePublic(BaseModel):
     owner: str
     name: str
     template: str
+    profile: str = Field("", description="Its resource profile (\"\": the template's limits).")
     state: str
     message: str
     url: str
@@ -131,7 +149,7 @@ class WorkspacePublic(BaseModel):
     @classmethod
     def of(cls, record: WorkspaceRecord) -> WorkspacePublic:
         return cls(owner=record.owner, name=record.name, template=record.template,
-                   state=record.state, message=record.message,
+                   profile=record.profile, state=record.state, message=record.message,
                    url=f"/user/{record.owner}/{record.name}/",
                    created_at=record.created_at, updated_at=record.updated_at,
                    node=record.node)

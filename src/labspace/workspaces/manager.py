@@ -17,7 +17,8 @@ from pathlib import Path
 import aiohttp
 
 from labspace.config import Settings
-from labspace.errors import Conflict, LabspaceError, RuntimeFailure, StartFailed
+from labspace.errors import Conflict, InvalidInput, LabspaceError, RuntimeFailure, StartFailed
+from labspace.policy.model import ProfileSpec, with_profile
 from labspace.runtime import ContainerInfo, Mount, Runtime
 from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
 from labspace.ssh import SshKeyStore
@@ -71,9 +72,11 @@ class WorkspaceManager:
 
     # -- public operations -------------------------------------------------------------
 
-    async def create(self, owner: str, name: str, template: str) -> WorkspaceRecord:
+    async def create(self, owner: str, name: str, template: str, profile: str = ""
+                     ) -> WorkspaceRecord:
         await self.templates.get(template)  # NotFound before anything is written
-        return await self.store.create(owner, name, template)
+        self._profile(profile)  # InvalidInput before anything is written
+        return await self.store.create(owner, name, template, profile)
 
     async def start(self, owner: str, name: str) -> WorkspaceRecord:
         """Queue a start and return at once; follow progress with the event stream."""
@@ -179,8 +182,18 @@ class WorkspaceManager:
                 log.exception("start of workspace %s/%s failed", record.owner, record.name)
                 await self._fail(record, RuntimeFailure(f"unexpected error: {error}"))
 
+    def _profile(self, name: str) -> ProfileSpec | None:
+        if not name:
+            return None
+        try:
+            return self.settings.profiles[name]
+        except KeyError:
+            raise InvalidInput(f"there is no resource profile {name!r} (an administrator may "
+                               "have removed it: create the workspace again)") from None
+
     async def _start_locked(self, record: WorkspaceRecord) -> None:
-        template = await self.templates.get(record.template)
+        template = with_profile(await self.templates.get(record.template),
+                                self._profile(record.profile))
         async with self._engine_slots:
             record = await self.store.transition(record.id, State.STARTING, "preparing home")
             home = await ensure_home(self.settings.homes, record.owner, record.uid,

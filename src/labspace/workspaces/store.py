@@ -40,6 +40,7 @@ class WorkspaceRecord:
     node: str = ""  # where its open instance runs ("" on a single engine, or none open)
     gid: int | None = None  # its owner's primary gid (User.primary_gid); None: the uid
     groups: tuple[tuple[str, int], ...] = ()  # its owner's groups that have a gid
+    profile: str = ""  # the resource profile it starts with ("": the template's limits)
 
     @property
     def identity(self) -> WorkspaceIdentity:
@@ -58,6 +59,7 @@ def _record(ws: Workspace, owner: User, node: str | None = None) -> WorkspaceRec
                      if isinstance(group.get("gid"), int)),
         name=ws.name,
         template=ws.template,
+        profile=ws.profile,
         state=State(ws.state),
         message=ws.message,
         container_id=ws.container_id,
@@ -106,7 +108,8 @@ class WorkspaceStore:
         self.db = db
         self.bus = bus
 
-    async def create(self, owner: str, name: str, template: str) -> WorkspaceRecord:
+    async def create(self, owner: str, name: str, template: str, profile: str = ""
+                     ) -> WorkspaceRecord:
         validate_name(name, kind="workspace name")
         try:
             async with self.db.session() as session:
@@ -124,6 +127,7 @@ class WorkspaceStore:
                     owner_id=user.id,
                     name=name,
                     template=template,
+                    profile=profile,
                     state=State.STOPPED,
                     secret=secrets.token_urlsafe(32),
                 )
@@ -133,7 +137,8 @@ class WorkspaceStore:
                     WorkspaceEvent(
                         workspace_id=ws.id,
                         state=State.STOPPED,
-                        message=f"created from template {template}",
+                        message=f"created from template {template}"
+                        + (f", profile {profile}" if profile else ""),
                     )
                 )
                 return _record(ws, user)

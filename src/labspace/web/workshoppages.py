@@ -1,0 +1,126 @@
+"""The instructors' pages: /hub/workshops (theirs, and a form to make one) and
+/hub/workshops/<name> (attendees and their workspaces, the sheet, reset, extend, delete).
+
+The same operations as the API (web/workshops.py), which checks who may do what; these pages
+add forms (CSRF-checked by InstructorDep's user_caller) and answers for people.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from labspace.errors import InvalidInput, LabspaceError
+from labspace.web.deps import Caller, HubDep
+from labspace.web.pages import render_page
+from labspace.web.workshops import (
+    InstructorDep,
+    WorkshopCreate,
+    WorkshopExtend,
+    managed,
+    site_of,
+)
+from labspace.web.workshops import create_workshop as api_create
+from labspace.web.workshops import extend as api_extend
+
+router = APIRouter(prefix="/hub/workshops", include_in_schema=False)
+
+
+def _page_of(name: str) -> str:
+    return f"/hub/workshops/{quote(name)}"
+
+
+async def _list(request: Request, caller: Caller, hub: HubDep, *, status: int = 200,
+                error: str | None = None, form: dict[str, Any] | None = None) -> Response:
+    mine = [info for info in await hub.workshops.list()
+            if info.managed_by(caller.name, is_admin=caller.is_admin)]
+    return render_page(request, "workshops.html", caller, status, workshops=mine,
+                       templates=await hub.templates.list(), error=error, form=form or {})
+
+
+@router.get("")
+async def workshops_page(request: Request, caller: InstructorDep, hub: HubDep) -> Response:
+    return await _list(request, caller, hub)
+
+
+@router.post("")
+async def workshops_create(
+    request: Request, caller: InstructorDep, hub: HubDep,
+    name: Annotated[str, Form(max_length=30)] = "",
+    seats: Annotated[int, Form(ge=1, le=1000)] = 20,
+    expires: Annotated[str, Form(max_length=40)] = "",
+    template: Annotated[str, Form(max_length=30)] = "",
+) -> Response:
+    form = {"name": name, "seats": seats, "expires": expires, "template": template}
+    try:
+        body = WorkshopCreate(name=name.strip(), seats=seats, expires=expires,
+                              template=template or None)
+        await api_create(body, request, caller, hub)
+    except LabspaceError as error:
+        return await _list(request, caller, hub, status=error.http_status, error=error.message,
+                           form=form)
+    return RedirectResponse(_page_of(name.strip()), status_code=303)
+
+
+async def _detail(request: Request, caller: Caller, hub: HubDep, name: str, *,
+                  status: int = 200, error: str | None = None,
+                  reset: Any = None) -> Response:
+    info = await managed(hub, caller, name)
+    members = await hub.workshops.members(name)
+    wanted = set(members)
+    spaces: dict[str, list[Any]] = {}
+    for record in await hub.store.list():
+        if record.owner in wanted:
+            spaces.setdefault(record.owner, []).append(record)
+    users = {user.name: user for user in await hub.users.list() if user.name in wanted}
+    return render_page(request, "workshop.html", caller, status, info=info,
+                       rows=[(users[m], spaces.get(m, [])) for m in members if m in users],
+                       error=error, reset=reset, page=_page_of(name))
+
+
+@router.get("/{name}")
+async def workshop_page(request: Request, name: str, caller: InstructorDep,
+                        hub: HubDep) -> Response:
+    return await _detail(request, caller, hub, name)
+
+
+@router.post("/{name}/reset/{user}")
+async def workshop_reset(request: Request, name: str, user: str, caller: InstructorDep,
+                         hub: HubDep) -> Response:
+    await managed(hub, caller, name)
+    await hub.reset_attendee(name, user)
+    await hub.audit.record("workshop.reset", actor=caller.name, target=f"{name}/{user}",
+                           address=request.client.host if request.client else "")
+    (card,) = await hub.workshops.cards(name, site_of(hub), user=user)
+    return await _detail(request, caller, hub, name, reset=card)
+
+
+@router.post("/{name}/extend")
+async def workshop_extend(request: Request, name: str, caller: InstructorDep, hub: HubDep,
+                          expires: Annotated[str, Form(max_length=40)] = "") -> Response:
+    try:
+        await api_extend(name, WorkshopExtend(expires=expires), request, caller, hub)
+    except InvalidInput as error:
+        return await _detail(request, caller, hub, name, status=400, error=error.message)
+    return RedirectResponse(_page_of(name), status_code=303)
+
+
+@router.post("/{name}/delete")
+async def workshop_delete(
+    request: Request, name: str, caller: InstructorDep, hub: HubDep,
+    confirm: Annotated[str, Form(max_length=30)] = "",
+    delete_homes: Annotated[bool, Form()] = False,
+) -> Response:
+    """Deleting asks for the workshop's name, homes or not: it ends every attendee's work."""
+    await managed(hub, caller, name)
+    if confirm != name:
+        return await _detail(request, caller, hub, name, status=400,
+                             error=f"Type the workshop's name ({name}) to delete it.")
+    count = await hub.delete_workshop(name, by=caller.name, delete_homes=delete_homes)
+    await hub.audit.record("workshop.delete", actor=caller.name, target=name,
+                           address=request.client.host if request.client else "",
+                           accounts=count, homes_deleted=delete_homes)
+    return RedirectResponse("/hub/workshops", status_code=303)
