@@ -395,6 +395,33 @@ def test_user_add_password_stdin(stack: Stack) -> None:
 
 
 @pytest.mark.docker
+def test_users_in_bulk_and_the_list_filters(stack: Stack) -> None:
+    prefix = _unique("blk")
+    names = [f"{prefix}-{i}" for i in range(3)]
+    for name in names:
+        stack.cli("user", "add", name, "--json")
+    disabled = _json(stack.cli("user", "disable", *names, "--json"))
+    assert isinstance(disabled, list) and [r["ok"] for r in disabled] == [True] * 3
+    listed = stack.cli("user", "list", "--search", prefix, "--state", "disabled")
+    assert "3 of 3" in listed.stdout
+    partly = stack.cli("user", "enable", *names, "no-such-user", check=False)
+    assert partly.returncode == 1 and "no-such-user" in partly.stdout
+    page = stack.cli("user", "list", "--search", prefix, "--state", "enabled", "--limit", "2")
+    assert "2 of 3" in page.stdout and names[2] not in page.stdout
+
+
+@pytest.mark.docker
+def test_a_weak_password_is_refused_before_it_is_sent(stack: Stack) -> None:
+    name = _unique("weak")
+    done = subprocess.run(
+        [sys.executable, "-m", "labspace.cli.main", "user", "add", name, "--password-stdin"],
+        env=stack.env, input=f"{name}-123456\n", capture_output=True, text=True, timeout=60,
+        check=False)
+    assert done.returncode == 2 and "user name" in done.stderr
+    assert name not in {u["name"] for u in _json(stack.cli("user", "list", "--json"))}  # type: ignore[index]
+
+
+@pytest.mark.docker
 def test_user_password_reset(stack: Stack) -> None:
     name = _unique("reset")
     stack.cli("user", "add", name)

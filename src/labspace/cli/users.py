@@ -13,7 +13,7 @@ from rich.table import Table
 
 from labspace.cli.client import JsonOption, UrlOption, connect, print_json
 from labspace.errors import InvalidInput
-from labspace.identity.passwords import MIN_PASSWORD_LENGTH
+from labspace.identity.passwordpolicy import LOWEST_MIN_LENGTH, check_password
 from labspace.names import validate_user_name
 
 app = typer.Typer(no_args_is_help=True, help="Add, list, disable, enable and delete accounts.")
@@ -21,14 +21,14 @@ console = Console()
 
 
 
-def _read_password() -> str:
-    """One line of standard input, checked before anything is sent."""
+def _read_password(name: str) -> str:
+    """One line of standard input, checked before anything is sent (the hub checks it again
+    with its own password_min_length)."""
     password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"a password needs at least {MIN_PASSWORD_LENGTH} characters "
-            "(read from standard input)"
-        )
+    try:
+        check_password(password, user_name=name, min_length=LOWEST_MIN_LENGTH)
+    except InvalidInput as error:
+        raise InvalidInput(f"{error.message} (read from standard input)") from None
     return password
 
 
@@ -53,7 +53,7 @@ def add(
     validate_user_name(name)
     body: dict[str, Any] = {"name": name, "admin": admin}
     if password_stdin:
-        body["password"] = _read_password()
+        body["password"] = _read_password(name)
     with connect(url) as client:
         user = client.post("/users", body)
     if as_json:
@@ -66,10 +66,27 @@ def add(
 
 
 @app.command("list")
-def list_(url: UrlOption = None, as_json: JsonOption = False) -> None:
-    """List every account (administrators only)."""
+def list_(
+    search: Annotated[str, typer.Option("--search", metavar="Q",
+                                        help="Names containing Q.")] = "",
+    group: Annotated[str, typer.Option(help="Members of this group.")] = "",
+    role: Annotated[str, typer.Option(help="admin, instructor or member.")] = "",
+    state: Annotated[str, typer.Option(help="enabled or disabled.")] = "",
+    workshop: Annotated[str, typer.Option(help="Attendees of this workshop.")] = "",
+    limit: Annotated[int | None, typer.Option(min=1, max=500,
+                                              help="At most N (default: all).")] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip the first N.")] = 0,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the accounts, by name (administrators only)."""
+    params: dict[str, Any] = {key: value for key, value in {
+        "q": search, "group": group, "role": role, "state": state, "workshop": workshop,
+        "limit": limit, "offset": offset}.items() if value}
     with connect(url) as client:
-        users = client.get("/users")
+        response = client.request("GET", "/users", params=params or None)
+    users = response.json()
+    total = response.headers.get("x-total-count", str(len(users)))
     if as_json:
         print_json(users)
         return
@@ -84,16 +101,35 @@ def list_(url: UrlOption = None, as_json: JsonOption = False) -> None:
             str(user["created_at"])[:19].replace("T", " "),
         )
     console.print(table)
+    console.print(f"{len(users)} of {total}", highlight=False)
+
+
+def _bulk(action: str, names: list[str], url: str | None, as_json: bool, done: str) -> None:
+    """Several names: one request for all; each is reported, and any failure exits 1."""
+    with connect(url) as client, console.status(f"{action} {len(names)} accounts…"):
+        results = client.post("/users/bulk", {"action": action, "names": names})
+    if as_json:
+        print_json(results)
+    else:
+        for result in results:
+            console.print(f"{done} [bold]{escape(result['name'])}[/]" if result["ok"] else
+                          f"[red]{escape(result['name'])}: {escape(result['error'])}[/]")
+    if not all(result["ok"] for result in results):
+        raise typer.Exit(1)
 
 
 @app.command("disable")
 def disable(
-    name: Annotated[str, typer.Argument(help="The user to disable.")],
+    names: Annotated[list[str], typer.Argument(help="The users to disable.", metavar="NAME...")],
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Disable an account: no more logins or tokens; their running workspaces stop.
-    Their home and workspaces are kept."""
+    """Disable accounts: no more logins or tokens; their running workspaces stop.
+    Their homes and workspaces are kept."""
+    if len(names) > 1:
+        _bulk("disable", names, url, as_json, "disabled")
+        return
+    name = names[0]
     with connect(url) as client, console.status(f"disabling {name}…"):
         user = client.post(f"/users/{name}/disable")
     if as_json:
@@ -104,11 +140,16 @@ def disable(
 
 @app.command("enable")
 def enable(
-    name: Annotated[str, typer.Argument(help="The user to enable again.")],
+    names: Annotated[list[str], typer.Argument(help="The users to enable again.",
+                                               metavar="NAME...")],
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Enable a disabled account again."""
+    """Enable disabled accounts again."""
+    if len(names) > 1:
+        _bulk("enable", names, url, as_json, "enabled")
+        return
+    name = names[0]
     with connect(url) as client:
         user = client.post(f"/users/{name}/enable")
     if as_json:
@@ -184,7 +225,7 @@ def password(
     """Set a user's password, or print a new one-time password (administrators only)."""
     body: dict[str, Any] = {}
     if password_stdin:
-        body["password"] = _read_password()
+        body["password"] = _read_password(name)
     with connect(url) as client:
         result = client.post(f"/users/{name}/password", body)
     if as_json:
