@@ -54,6 +54,11 @@ def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
         ("templates", ("labspace.web", "labspace.cli", "labspace.workspaces",
                        "labspace.runtime")),
         ("workspaces", ("labspace.web", "labspace.cli", "fastapi", "aiodocker")),
+        # who may use what: pure rules over the settings, no storage, no web
+        ("policy", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.state",
+                    "labspace.runtime", "sqlalchemy", "fastapi")),
+        ("workshops", ("labspace.web", "labspace.cli", "labspace.proxy", "labspace.runtime",
+                       "fastapi")),
         # the client side of remote access runs on a laptop: nothing of the server
         ("remote", ("labspace.web", "labspace.workspaces", "labspace.state", "labspace.runtime",
                     "labspace.proxy", "labspace.identity", "labspace.hub", "labspace.config",

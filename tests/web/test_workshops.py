@@ -136,7 +136,7 @@ async def test_reset_ends_the_old_credentials(
 
 async def test_expiry_disables_and_stops_and_extension_enables(
         admin_api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
-    api, runtime = admin_api
+    api, _ = admin_api
     await make(api, template="jupyterlab")
     hub = hub_of(api)
     cards = (await api.get("/hub/api/workshops/genomics/cards")).json()

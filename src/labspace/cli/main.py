@@ -20,6 +20,7 @@ from labspace.cli import (
     ssh,
     templates,
     users,
+    workshops,
     workspaces,
 )
 from labspace.errors import LabspaceError
@@ -36,6 +37,8 @@ server.register(app)
 
 app.add_typer(users.app, name="user", help="Add, list, disable and enable accounts.")
 app.add_typer(workspaces.app, name="workspace", help="List, start, stop and delete workspaces.")
+app.add_typer(workshops.app, name="workshop", help="Workshop accounts: create, print the "
+              "credential sheet, reset, extend, delete.")
 app.add_typer(templates.app, name="template", help="List, add and show workspace templates.")
 app.add_typer(images.app, name="image", help="Build workspace images.")
 app.add_typer(nodes.app, name="node", help="List the servers; drain or reactivate one.")

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from labspace.cli.client import JsonOption, UrlOption, connect, print_json
+from labspace.cli.confirm import confirm_by_name
 from labspace.errors import InvalidInput
 from labspace.identity.passwordpolicy import LOWEST_MIN_LENGTH, check_password
 from labspace.names import validate_user_name
@@ -172,15 +173,8 @@ def delete(
 ) -> None:
     """Delete an account: its sessions, tokens, SSH keys and workspaces end now; its uid is
     never given to anyone again."""
-    if confirm != name:
-        if confirm or not sys.stdin.isatty():
-            raise InvalidInput(f"deleting {name} needs --confirm {name} (no terminal to ask "
-                               "on)" if not confirm else f"--confirm {confirm!r} is not {name!r}")
-        what = "their account, workspaces and HOME with all its files" if delete_home else (
-            "their account and workspaces (the home is kept)")
-        typed = typer.prompt(f"This deletes {what}. Type {name} to confirm")
-        if typed.strip() != name:
-            raise InvalidInput("not confirmed: nothing was deleted")
+    confirm_by_name(name, confirm, "their account, workspaces and HOME with all its files"
+                    if delete_home else "their account and workspaces (the home is kept)")
     with connect(url) as client, console.status(f"deleting {name}…"):
         result = client.delete(f"/users/{name}", delete_home=str(delete_home).lower(),
                                confirm=name)
@@ -252,3 +246,42 @@ def token(
         print_json(issued)
         return
     sys.stdout.write(issued["token"] + "\n")
+
+
+def _group_entries(text: str) -> list[dict[str, Any]]:
+    """'phd:5002,interns' -> [{"name": "phd", "gid": 5002}, {"name": "interns"}]."""
+    entries: list[dict[str, Any]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, gid = item.partition(":")
+        if gid and not gid.isdigit():
+            raise InvalidInput(f"group {item!r}: the gid after ':' is a number")
+        entries.append({"name": name, "gid": int(gid) if gid else None})
+    return entries
+
+
+@app.command("set")
+def set_(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    role: Annotated[str | None, typer.Option(help="member or instructor (instructors run "
+                                             "workshops).")] = None,
+    groups: Annotated[str | None, typer.Option(
+        help="A local account's groups, e.g. 'phd:5002,interns' (NAME or NAME:GID; '' for "
+        "none). They choose its access rules and group folders at the next start.")] = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change an account's role or (local accounts) groups."""
+    body: dict[str, Any] = {}
+    if role is not None:
+        body["role"] = role
+    if groups is not None:
+        body["groups"] = _group_entries(groups)
+    if not body:
+        raise InvalidInput("nothing to change: give --role and/or --groups")
+    with connect(url) as client:
+        user = client.request("PATCH", f"/users/{name}", json=body).json()
+    if as_json:
+        print_json(user)
+        return
+    console.print(f"[bold]{escape(user['name'])}[/]: role {user['role']}, groups "
+                  f"{escape(', '.join(user['groups']) or '(none)')}")

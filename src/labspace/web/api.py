@@ -35,6 +35,7 @@ from labspace.web.schemas import (
     UserCreated,
     UserDeleted,
     UserPublic,
+    UserUpdate,
     WorkspaceCreate,
     WorkspacePublic,
     WorkspaceUsage,
@@ -152,6 +153,21 @@ async def bulk_users(body: UserBulk, caller: AdminDep, hub: HubDep,
 @router.get("/users/{name}", response_model=UserPublic)
 async def get_user(name: str, _: AdminDep, hub: HubDep) -> UserPublic:
     return UserPublic.of(await hub.users.get(name))
+
+
+@router.patch("/users/{name}", response_model=UserPublic)
+async def update_user(name: str, body: UserUpdate, caller: AdminDep, hub: HubDep,
+                      audit: AuditDep) -> UserPublic:
+    """Set an account's role (member, instructor) or a local account's groups; what the
+    groups allow (access rules, folders) applies at the next start."""
+    groups = None if body.groups is None else [entry.model_dump() for entry in body.groups]
+    user = await hub.users.update(name, role=body.role, groups=groups)
+    if body.role is not None:
+        await audit("user.role", actor=caller.name, target=name, role=body.role)
+    if groups is not None:
+        await audit("user.groups", actor=caller.name, target=name,
+                    groups=[entry["name"] for entry in groups])
+    return UserPublic.of(user)
 
 
 @router.post("/users", response_model=UserCreated, status_code=201)

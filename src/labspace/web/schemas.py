@@ -31,7 +31,9 @@ class UserPublic(BaseModel):
     gid: int = Field(description="The primary gid (the directory's gidNumber, else the uid).")
     admin: bool
     disabled: bool
-    source: str = Field(description="local, ldap (the directory) or oidc (single sign-on).")
+    role: str = Field("member", description="member or instructor (admins: admin).")
+    source: str = Field(description="local, ldap (the directory), oidc (single sign-on) or "
+                        "workshop.")
     groups: list[str] = Field(description="Groups from the directory or the provider, as of "
                               "the last login.")
     created_at: datetime
@@ -39,9 +41,22 @@ class UserPublic(BaseModel):
     @classmethod
     def of(cls, user: User) -> UserPublic:
         return cls(name=user.name, uid=user.uid, gid=user.primary_gid, admin=user.is_admin,
-                   disabled=user.disabled, source=user.source,
+                   disabled=user.disabled, role=user.role, source=user.source,
                    groups=[str(group.get("name")) for group in user.groups or []],
                    created_at=user.created_at)
+
+
+class GroupEntry(_Input):
+    name: Name
+    gid: int | None = Field(None, ge=100, lt=2**31, description="Its gid: members get it "
+                            "inside their workspaces, and its folder (group_folders_dir).")
+
+
+class UserUpdate(_Input):
+    role: Literal["member", "instructor"] | None = None
+    groups: list[GroupEntry] | None = Field(None, max_length=100, description="A local or "
+                                            "workshop account's groups (the directory's "
+                                            "accounts get theirs at each login).")
 
 
 class UserDeleted(BaseModel):
