@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything the test suite needs, installed or started only when missing (idempotent):
 # Debian packages (docker-registry and openssl for the swarm tests' registry; ssh and rsync for
-# the SSH tests; slapd for the LDAP tests), the .venv with labspace[test], a PostgreSQL role/db
-# labspace_test, a running Docker engine and the labspace/jupyterlab image (rebuilt only when
-# its files change), and the test identity provider's npm packages.
+# the SSH tests; slapd for the LDAP tests; poppler-utils and zbar-tools to read back the
+# workshop credential sheet's PDF and QR codes), the .venv with labspace[test], a PostgreSQL
+# role/db labspace_test, a running Docker engine and the labspace/jupyterlab image (rebuilt
+# only when its files change), and the test identity provider's npm packages.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ as_root() {
 # -- Debian packages ------------------------------------------------------------------------
 missing=()
 for pkg in python3 python3-venv debootstrap postgresql chromium chromium-driver curl \
-        docker-registry openssl openssh-client rsync slapd; do
+        docker-registry openssl openssh-client rsync slapd poppler-utils zbar-tools; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
