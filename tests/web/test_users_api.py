@@ -107,3 +107,15 @@ async def test_nobody_deletes_themselves_and_users_delete_nobody(
     await client_as(client, "carol")
     assert (await bob.delete("/hub/api/users/carol")).status_code == 403
     assert (await client.get("/hub/api/users/carol")).status_code == 200
+
+
+async def test_a_directory_account_gets_no_local_password(
+        admin_api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    """A password set here would be a second way in that outlives the directory's."""
+    api, _ = admin_api
+    await hub_of(api).users.sync_external_user(DIRECTORY, "dora", uid=52000, gid=None,
+                                               groups=[], is_admin=False)
+    for body in ({}, {"password": "a-long-and-fine-passphrase"}):
+        refused = await api.post("/hub/api/users/dora/password", json=body)
+        assert refused.status_code == 400 and "ldap login" in refused.json()["error"]
+    assert (await hub_of(api).users.get("dora")).password_hash is None

@@ -191,6 +191,9 @@ class UserService:
             user = await session.scalar(select(User).where(User.name == name))
             if user is None:
                 raise NotFound(f"no user {name!r}")
+            if user.source not in ALLOCATED:  # a second, forgotten way into the account
+                raise InvalidInput(f"{name!r} logs in with the {user.source} login: its "
+                                   "password is changed there, not here")
             user.password_hash = password_hash
 
     async def delete(self, name: str, *, by: str) -> User:
