@@ -80,7 +80,7 @@ class WorkshopService:
         self.db = db
         self.users = users
         self.sealer = sealer
-        # argon2 is ~50 ms per hash and frees the GIL: a workshop's hashes run on every core.
+        # argon2 frees the GIL: a workshop's hashes run on the cores passwords.py spares.
         self._hashing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workshop-hash")
 
     async def create(self, name: str, *, seats: int, expires_at: datetime, by: str,
