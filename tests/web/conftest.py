@@ -79,3 +79,15 @@ async def client_as(api: httpx.AsyncClient, name: str, *,
         token = await issue_token(session, user, kind="api")
     return httpx.AsyncClient(transport=api._transport, base_url="http://hub",
                              headers={"Authorization": f"Bearer {token}"})
+
+
+async def browser_as(api: httpx.AsyncClient, name: str) -> httpx.AsyncClient:
+    """A browser of the same in-process hub logged in as the existing user ``name``: a
+    session cookie, asking for HTML, and sending the hub's own Origin as browsers do."""
+    hub = hub_of(api)
+    async with hub.db.session() as session:
+        cookie = await issue_token(session, await hub.users.get(name), kind="session",
+                                   max_age=3600)
+    return httpx.AsyncClient(transport=api._transport, base_url="http://hub",
+                             cookies={hub.settings.session_cookie: cookie},
+                             headers={"Accept": "text/html", "Origin": "http://hub"})

@@ -12,10 +12,9 @@ import httpx
 import pytest
 
 from labspace.identity.passwords import verify_password
-from labspace.identity.tokens import issue_token
 from labspace.identity.users import DIRECTORY
 from labspace.testing import FakeRuntime
-from tests.web.conftest import client_as, hub_of
+from tests.web.conftest import browser_as, client_as, hub_of
 
 HTML = {"Accept": "text/html"}
 CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
@@ -37,13 +36,7 @@ async def lab(admin_api: tuple[httpx.AsyncClient, FakeRuntime]) -> httpx.AsyncCl
 @pytest.fixture
 async def browser(lab: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     """ada's browser: a session cookie, sending its own Origin as browsers do."""
-    hub = hub_of(lab)
-    async with hub.db.session() as session:
-        cookie = await issue_token(session, await hub.users.get("ada"), kind="session",
-                                   max_age=3600)
-    async with httpx.AsyncClient(transport=lab._transport, base_url="http://hub",
-                                 cookies={hub.settings.session_cookie: cookie},
-                                 headers={**HTML, "Origin": "http://hub"}) as client:
+    async with await browser_as(lab, "ada") as client:
         yield client
 
 

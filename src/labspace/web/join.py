@@ -22,6 +22,7 @@ from labspace.state.models import User
 from labspace.web.app import templates
 from labspace.web.deps import HubDep, check_origin
 from labspace.web.login import start_session
+from labspace.web.recorder import client_address
 from labspace.workshops.service import WorkshopInfo
 
 router = APIRouter(prefix="/hub", include_in_schema=False)
@@ -51,7 +52,7 @@ async def join(request: Request, hub: HubDep,
         check_origin(request)
     except PermissionDenied as error:
         return _page(request, 403, error.message)
-    address = request.client.host if request.client else ""
+    address = client_address(request)
     try:
         await hub.login_throttle.check(LINK_ACCOUNT, address)
     except TooManyAttempts as error:

@@ -16,15 +16,17 @@ from fastapi.responses import RedirectResponse, Response
 from labspace.errors import InvalidInput, LabspaceError
 from labspace.web.deps import Caller, HubDep
 from labspace.web.pages import render_page
+from labspace.web.recorder import AuditDep
 from labspace.web.workshops import (
     InstructorDep,
     WorkshopCreate,
     WorkshopExtend,
     managed,
-    site_of,
 )
 from labspace.web.workshops import create_workshop as api_create
+from labspace.web.workshops import delete_workshop as api_delete
 from labspace.web.workshops import extend as api_extend
+from labspace.web.workshops import reset_attendee as api_reset
 
 router = APIRouter(prefix="/hub/workshops", include_in_schema=False)
 
@@ -48,7 +50,7 @@ async def workshops_page(request: Request, caller: InstructorDep, hub: HubDep) -
 
 @router.post("")
 async def workshops_create(
-    request: Request, caller: InstructorDep, hub: HubDep,
+    request: Request, caller: InstructorDep, hub: HubDep, audit: AuditDep,
     name: Annotated[str, Form(max_length=30)] = "",
     seats: Annotated[int, Form(ge=1, le=1000)] = 20,
     expires: Annotated[str, Form(max_length=40)] = "",
@@ -58,7 +60,7 @@ async def workshops_create(
     try:
         body = WorkshopCreate(name=name.strip(), seats=seats, expires=expires,
                               template=template or None)
-        await api_create(body, request, caller, hub)
+        await api_create(body, caller, hub, audit)
     except LabspaceError as error:
         return await _list(request, caller, hub, status=error.http_status, error=error.message,
                            form=form)
@@ -89,20 +91,17 @@ async def workshop_page(request: Request, name: str, caller: InstructorDep,
 
 @router.post("/{name}/reset/{user}")
 async def workshop_reset(request: Request, name: str, user: str, caller: InstructorDep,
-                         hub: HubDep) -> Response:
-    await managed(hub, caller, name)
-    await hub.reset_attendee(name, user)
-    await hub.audit.record("workshop.reset", actor=caller.name, target=f"{name}/{user}",
-                           address=request.client.host if request.client else "")
-    (card,) = await hub.workshops.cards(name, site_of(hub), user=user)
+                         hub: HubDep, audit: AuditDep) -> Response:
+    card = await api_reset(name, user, caller, hub, audit)
     return await _detail(request, caller, hub, name, reset=card)
 
 
 @router.post("/{name}/extend")
 async def workshop_extend(request: Request, name: str, caller: InstructorDep, hub: HubDep,
+                          audit: AuditDep,
                           expires: Annotated[str, Form(max_length=40)] = "") -> Response:
     try:
-        await api_extend(name, WorkshopExtend(expires=expires), request, caller, hub)
+        await api_extend(name, WorkshopExtend(expires=expires), caller, hub, audit)
     except InvalidInput as error:
         return await _detail(request, caller, hub, name, status=400, error=error.message)
     return RedirectResponse(_page_of(name), status_code=303)
@@ -110,7 +109,7 @@ async def workshop_extend(request: Request, name: str, caller: InstructorDep, hu
 
 @router.post("/{name}/delete")
 async def workshop_delete(
-    request: Request, name: str, caller: InstructorDep, hub: HubDep,
+    request: Request, name: str, caller: InstructorDep, hub: HubDep, audit: AuditDep,
     confirm: Annotated[str, Form(max_length=30)] = "",
     delete_homes: Annotated[bool, Form()] = False,
 ) -> Response:
@@ -119,8 +118,5 @@ async def workshop_delete(
     if confirm != name:
         return await _detail(request, caller, hub, name, status=400,
                              error=f"Type the workshop's name ({name}) to delete it.")
-    count = await hub.delete_workshop(name, by=caller.name, delete_homes=delete_homes)
-    await hub.audit.record("workshop.delete", actor=caller.name, target=name,
-                           address=request.client.host if request.client else "",
-                           accounts=count, homes_deleted=delete_homes)
+    await api_delete(name, caller, hub, audit, delete_homes=delete_homes, confirm=confirm)
     return RedirectResponse("/hub/workshops", status_code=303)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from labspace.errors import InvalidInput, PermissionDenied
@@ -18,6 +18,7 @@ from labspace.hub import Hub
 from labspace.identity.credentials import SCOPED_TOKEN_KIND
 from labspace.names import UserName
 from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep
+from labspace.web.recorder import AuditDep
 from labspace.web.schemas import _Input
 from labspace.workshops.expiry import parse_expiry
 from labspace.workshops.service import MAX_SEATS, WorkshopInfo, require_manager
@@ -95,10 +96,6 @@ def site_of(hub: Hub) -> str:
     return hub.settings.url
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 @router.get("", response_model=list[WorkshopPublic])
 async def list_workshops(caller: InstructorDep, hub: HubDep) -> list[WorkshopPublic]:
     """Every workshop for admins; the ones they run for instructors."""
@@ -107,17 +104,16 @@ async def list_workshops(caller: InstructorDep, hub: HubDep) -> list[WorkshopPub
 
 
 @router.post("", response_model=WorkshopPublic, status_code=201)
-async def create_workshop(body: WorkshopCreate, request: Request, caller: InstructorDep,
-                          hub: HubDep) -> WorkshopPublic:
+async def create_workshop(body: WorkshopCreate, caller: InstructorDep, hub: HubDep,
+                          audit: AuditDep) -> WorkshopPublic:
     """Make the attendee accounts with readable passwords and login links."""
     if body.template is not None:
         await hub.templates.get(body.template)  # NotFound before any account is made
     info = await hub.workshops.create(body.name, seats=body.seats, by=caller.name,
                                       expires_at=parse_expiry(body.expires),
                                       template=body.template)
-    await hub.audit.record("workshop.create", actor=caller.name, target=info.name,
-                           address=_address(request), seats=info.seats,
-                           expires_at=info.expires_at.isoformat())
+    await audit("workshop.create", actor=caller.name, target=info.name, seats=info.seats,
+                expires_at=info.expires_at.isoformat())
     return WorkshopPublic.of(info)
 
 
@@ -144,8 +140,8 @@ SHEETS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf",
 
 
 @router.get("/{name}/sheet.{kind}", response_class=Response)
-async def sheet(name: str, kind: str, request: Request, caller: InstructorDep,
-                hub: HubDep) -> Response:
+async def sheet(name: str, kind: str, caller: InstructorDep, hub: HubDep,
+                audit: AuditDep) -> Response:
     """The printable credential sheet (html, pdf) or the CSV of the attendees' credentials."""
     if kind not in SHEETS:
         raise InvalidInput("the sheet is sheet.html, sheet.pdf or sheet.csv")
@@ -154,8 +150,7 @@ async def sheet(name: str, kind: str, request: Request, caller: InstructorDep,
     title = f"Workshop {name}"
     body: str | bytes = (render_html(found, title=title) if kind == "html" else
                          render_pdf(found, title=title) if kind == "pdf" else render_csv(found))
-    await hub.audit.record("workshop.sheet", actor=caller.name, target=name,
-                           address=_address(request), format=kind)
+    await audit("workshop.sheet", actor=caller.name, target=name, format=kind)
     # Passwords inside: never cached, never guessed into something a browser would run.
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                "Content-Disposition": f'{"inline" if kind == "html" else "attachment"}; '
@@ -167,41 +162,39 @@ async def sheet(name: str, kind: str, request: Request, caller: InstructorDep,
 
 
 @router.post("/{name}/attendees/{user}/reset", response_model=CardPublic)
-async def reset_attendee(name: str, user: str, request: Request, caller: InstructorDep,
-                         hub: HubDep) -> CardPublic:
+async def reset_attendee(name: str, user: str, caller: InstructorDep, hub: HubDep,
+                         audit: AuditDep) -> CardPublic:
     """A new password and login link for one attendee; their sessions end now."""
     await managed(hub, caller, name)
     await hub.reset_attendee(name, user)
-    await hub.audit.record("workshop.reset", actor=caller.name, target=f"{name}/{user}",
-                           address=_address(request))
+    await audit("workshop.reset", actor=caller.name, target=f"{name}/{user}")
     (card,) = await hub.workshops.cards(name, site_of(hub), user=user)
     return CardPublic.of(card)
 
 
 @router.post("/{name}/extend", response_model=WorkshopPublic)
-async def extend(name: str, body: WorkshopExtend, request: Request, caller: InstructorDep,
-                 hub: HubDep) -> WorkshopPublic:
+async def extend(name: str, body: WorkshopExtend, caller: InstructorDep, hub: HubDep,
+                 audit: AuditDep) -> WorkshopPublic:
     """Move the end; an expired workshop's accounts are enabled again."""
     await managed(hub, caller, name)
     info = await hub.extend_workshop(name, parse_expiry(body.expires))
-    await hub.audit.record("workshop.extend", actor=caller.name, target=name,
-                           address=_address(request), expires_at=info.expires_at.isoformat())
+    await audit("workshop.extend", actor=caller.name, target=name,
+                expires_at=info.expires_at.isoformat())
     return WorkshopPublic.of(info)
 
 
 @router.post("/{name}/instructors", response_model=WorkshopPublic)
-async def add_instructor(name: str, body: InstructorAdd, request: Request, caller: AdminDep,
-                         hub: HubDep) -> WorkshopPublic:
+async def add_instructor(name: str, body: InstructorAdd, caller: AdminDep, hub: HubDep,
+                         audit: AuditDep) -> WorkshopPublic:
     """Admins: let another instructor manage this workshop."""
     info = await hub.workshops.add_instructor(name, body.name)
-    await hub.audit.record("workshop.instructor", actor=caller.name, target=name,
-                           address=_address(request), instructor=body.name)
+    await audit("workshop.instructor", actor=caller.name, target=name, instructor=body.name)
     return WorkshopPublic.of(info)
 
 
 @router.delete("/{name}", status_code=204)
 async def delete_workshop(
-    name: str, request: Request, caller: InstructorDep, hub: HubDep,
+    name: str, caller: InstructorDep, hub: HubDep, audit: AuditDep,
     delete_homes: Annotated[bool, Query(description="Delete the attendees' homes too (else "
                                         "they are moved to <homes>/.deleted).")] = False,
     confirm: Annotated[str, Query(max_length=30, description="The workshop's name again: "
@@ -212,6 +205,6 @@ async def delete_workshop(
     if delete_homes and confirm != name:
         raise InvalidInput(f"deleting the attendees' homes needs confirm={name}")
     count = await hub.delete_workshop(name, by=caller.name, delete_homes=delete_homes)
-    await hub.audit.record("workshop.delete", actor=caller.name, target=name,
-                           address=_address(request), accounts=count, homes_deleted=delete_homes)
+    await audit("workshop.delete", actor=caller.name, target=name,
+                accounts=count, homes_deleted=delete_homes)
     return Response(status_code=204)
