@@ -112,6 +112,13 @@ async def test_the_join_link_refuses_forgeries(
     page = await api.get("/hub/join")
     assert page.headers["referrer-policy"] == "no-referrer"
     assert 'name="token" value=""' in page.text  # the token is never rendered by the server
+    # Anybody may post here without a credential, so the body is bounded before it is read.
+    async with httpx.AsyncClient(transport=api._transport, base_url="http://hub") as stranger:
+        huge = await stranger.post("/hub/join", content=b"token=" + b"a" * 4096,
+                                   headers={**ORIGIN, "Content-Type":
+                                            "application/x-www-form-urlencoded"})
+        assert huge.status_code == 413
+    assert (await join(api, "a" * 101)).status_code == 422  # no token is that long
 
 
 async def test_reset_ends_the_old_credentials(
@@ -200,6 +207,9 @@ async def test_who_may_run_workshops(api: tuple[httpx.AsyncClient, FakeRuntime])
         await make(teacher, "class-a", seats=2)
         assert (await other.get("/hub/api/workshops")).json() == []
         assert (await other.get("/hub/api/workshops/class-a/cards")).status_code == 403
+        for kind in ("html", "pdf", "csv"):  # the sheets carry the same passwords
+            sheet = await other.get(f"/hub/api/workshops/class-a/sheet.{kind}")
+            assert sheet.status_code == 403, kind
         assert (await other.delete("/hub/api/workshops/class-a")).status_code == 403
         assert (await teacher.post("/hub/api/workshops/class-a/instructors",
                                    json={"name": "other"})).status_code == 403  # admins only
