@@ -287,7 +287,6 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.manager.close()
-        self.workshops.close()
         await self.runtime.close()
         await self.db.close()
 

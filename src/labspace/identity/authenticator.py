@@ -15,7 +15,7 @@ from typing import Protocol
 from labspace.config import Settings
 from labspace.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, RuntimeFailure
 from labspace.identity.ldap import LdapConfig, LdapDirectory
-from labspace.identity.passwords import verify_password
+from labspace.identity.passwords import DUMMY_HASH, needs_rehash, verify_in_turn
 from labspace.identity.users import DIRECTORY, UserService
 from labspace.state.models import User
 
@@ -39,11 +39,12 @@ class LocalAuthenticator:
             user = await self.users.get(username)
         except NotFound:
             user = None
-        # Hashing is deliberately slow (~50 ms): keep it off the event loop. An account
-        # without a password (the directory's, single sign-on's) costs the same hash as an
-        # unknown name, so the time of the answer tells nobody which names exist.
+        # An account without a password (the directory's, single sign-on's) costs the same
+        # hash as an unknown name, so the time of the answer tells nobody which names exist.
         stored = user.password_hash if user is not None else None
-        ok = await asyncio.to_thread(verify_password, stored or _DUMMY_HASH, password)
+        ok = await verify_in_turn(stored or DUMMY_HASH, password)
+        if ok and stored and needs_rehash(stored):  # an older labspace's parameters
+            await self.users.upgrade_hash(username, stored, password)
         return username if ok and stored else None
 
 
@@ -117,12 +118,6 @@ def build_authenticator(settings: Settings, users: UserService,
         frozenset(g.lower() for g in settings.ldap_allowed_groups),
         frozenset(g.lower() for g in settings.ldap_admin_groups))
     return FirstOf([directory_method, local])
-
-
-_DUMMY_HASH = (
-    "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$"
-    "Gm3pMC7WIDWfW8t7nVcAD+Lr5QQeebkrxCgMjXq9pZ0"
-)
 
 
 def normalise(username: str) -> str:

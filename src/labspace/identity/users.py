@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from labspace.errors import Conflict, InvalidInput, NotFound
 from labspace.identity.passwordpolicy import DEFAULT_MIN_LENGTH, check_password
-from labspace.identity.passwords import hash_password
+from labspace.identity.passwords import hash_in_turn
 from labspace.identity.tokens import revoke_user_tokens
 from labspace.identity.usersearch import UserFilter, UserPage, search_users
 from labspace.names import validate_user_name
@@ -54,8 +54,7 @@ class UserService:
         validate_user_name(name)
         if password is not None and not generated:
             self.check_password(name, password)
-        # argon2 is deliberately slow (~50 ms): keep it off the event loop.
-        password_hash = await asyncio.to_thread(hash_password, password) if password else None
+        password_hash = await hash_in_turn(password) if password else None
         for _attempt in range(5):
             try:
                 async with self._uid_lock, self.db.session() as session:
@@ -186,7 +185,7 @@ class UserService:
     async def set_password(self, name: str, password: str, *, generated: bool = False) -> None:
         if not generated:
             self.check_password(name, password)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await hash_in_turn(password)
         async with self.db.session() as session:
             user = await session.scalar(select(User).where(User.name == name))
             if user is None:
@@ -195,6 +194,15 @@ class UserService:
                 raise InvalidInput(f"{name!r} logs in with the {user.source} login: its "
                                    "password is changed there, not here")
             user.password_hash = password_hash
+
+    async def upgrade_hash(self, name: str, old_hash: str, password: str) -> None:
+        """Re-hash a just-verified password with today's parameters, unless the password
+        changed meanwhile. Sessions and tokens stay: the password is the same."""
+        new_hash = await hash_in_turn(password)
+        async with self.db.session() as session:
+            await session.execute(update(User).where(User.name == name,
+                                                     User.password_hash == old_hash)
+                                  .values(password_hash=new_hash))
 
     async def delete(self, name: str, *, by: str) -> User:
         """Remove the account with its tokens, keys and workspace records (the database

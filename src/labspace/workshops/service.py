@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from labspace.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from labspace.identity.passwords import hash_password
+from labspace.identity.passwords import hash_in_turn
 from labspace.identity.tokens import revoke_user_tokens
 from labspace.identity.users import WORKSHOP, UserService
 from labspace.names import validate_name
@@ -80,8 +79,6 @@ class WorkshopService:
         self.db = db
         self.users = users
         self.sealer = sealer
-        # argon2 frees the GIL: a workshop's hashes run on the cores passwords.py spares.
-        self._hashing = ThreadPoolExecutor(max_workers=4, thread_name_prefix="workshop-hash")
 
     async def create(self, name: str, *, seats: int, expires_at: datetime, by: str,
                      template: str | None = None) -> WorkshopInfo:
@@ -91,9 +88,8 @@ class WorkshopService:
         check_expiry(expires_at)
         names = seat_names(name, seats)
         secrets_ = [SeatSecret(readable_password(), new_link_token()) for _ in names]
-        loop = asyncio.get_running_loop()
-        hashes = await asyncio.gather(*(loop.run_in_executor(
-            self._hashing, hash_password, secret.password) for secret in secrets_))
+        # On the cores the hashing pool spares, in turn with the logins going on meanwhile.
+        hashes = await asyncio.gather(*(hash_in_turn(secret.password) for secret in secrets_))
         async with self.db.session() as session:
             if await session.scalar(select(Workshop.id).where(Workshop.name == name)):
                 raise Conflict(f"workshop {name!r} exists already")
@@ -177,7 +173,7 @@ class WorkshopService:
         """A new password and login link for one attendee; their sessions end (the hub
         cuts their open connections)."""
         secret = SeatSecret(readable_password(), new_link_token())
-        password_hash = await asyncio.to_thread(hash_password, secret.password)
+        password_hash = await hash_in_turn(secret.password)
         async with self.db.session() as session:
             row = await self._row(session, name)
             found = (await session.execute(
@@ -251,10 +247,6 @@ class WorkshopService:
         if user is None or row is None or row.expired or row.expires_at <= datetime.now(UTC):
             return None
         return user, _info(row, len(row.seats))
-
-    def close(self) -> None:
-        self._hashing.shutdown(wait=False, cancel_futures=True)
-
 
 def check_expiry(expires_at: datetime) -> None:
     if expires_at.tzinfo is None:
