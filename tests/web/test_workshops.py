@@ -110,7 +110,7 @@ async def test_the_join_link_refuses_forgeries(
     other = await join(api, token, Origin="http://evil.example")
     assert other.status_code == 403 and "set-cookie" not in other.headers
     page = await api.get("/hub/join")
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert 'name="token" value=""' in page.text  # the token is never rendered by the server
     # Anybody may post here without a credential, so the body is bounded before it is read.
     async with httpx.AsyncClient(transport=api._transport, base_url="http://hub") as stranger:

@@ -35,7 +35,10 @@ INVALID = ("This login link is not valid: it was reset, or the workshop has ende
 def _page(request: Request, status: int = 200, error: str | None = None) -> Response:
     response = templates.TemplateResponse(request, "join.html",
                                           {"caller": None, "error": error}, status_code=status)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # Not "no-referrer": under it Chromium sends "Origin: null" with the page's own POST, and
+    # the origin check refuses every real browser. Referer never carries the fragment (the
+    # token) anyway; "same-origin" keeps even the path from other sites.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response
 
