@@ -1,9 +1,10 @@
 """Build labspace's workspace images through the runtime's engine client (runtime/images.py).
 
 ``build_image("jupyterlab")`` builds ``labspace/jupyterlab:latest`` from
-``files/Dockerfile.jupyterlab``, ``files/labspace-entrypoint`` and ``files/sshd_config``. The
-image carries the label ``org.labspace.image-hash`` (a hash of those files), so a re-run with
-unchanged files does nothing, and any change to them triggers a rebuild.
+``files/Dockerfile.jupyterlab``, ``files/labspace-entrypoint``, ``files/sshd_config`` and the
+instant apps' examples (``files/labspace-dashboard``, ``files/*.ipynb``). The image carries the
+label ``org.labspace.image-hash`` (a hash of those files), so a re-run with unchanged files
+does nothing, and any change to them triggers a rebuild.
 
 The base image is ``debian:bookworm-slim`` when a registry is reachable, else a Debian
 bookworm made locally with ``debootstrap --variant=minbase`` and built ``FROM scratch`` as
@@ -42,7 +43,8 @@ FILES_DIR = Path(__file__).resolve().parent / "files"
 IMAGES: dict[str, str] = {"jupyterlab": "Dockerfile.jupyterlab",
                           "node-guard": "Dockerfile.node-guard"}
 ENTRYPOINT_FILE = "labspace-entrypoint"
-EXTRA_FILES: dict[str, list[str]] = {"jupyterlab": ["sshd_config"]}
+EXTRA_FILES: dict[str, list[str]] = {
+    "jupyterlab": ["sshd_config", "labspace-dashboard", "welcome.ipynb", "dashboard.ipynb"]}
 
 HASH_LABEL = "org.labspace.image-hash"
 NAME_LABEL = "org.labspace.image"
