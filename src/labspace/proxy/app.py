@@ -33,6 +33,7 @@ from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
 from labspace.proxy import gate, pages, sharehost, tunnel
+from labspace.proxy.activity import ActivityTracker, FrameStamp, workspace_key
 from labspace.proxy.adminopens import AdminOpens, AuditSink
 from labspace.proxy.apphost import AppHosts
 from labspace.proxy.bodycap import CappedBody, too_large, too_large_for_hub
@@ -87,9 +88,13 @@ class Proxy:
     """The request handler and its shared state (one client session, the route cache)."""
 
     def __init__(self, settings: Settings, source: RouteSource,
-                 sock_read_timeout: float = SOCK_READ_TIMEOUT, fast_path: bool = True) -> None:
+                 sock_read_timeout: float = SOCK_READ_TIMEOUT, fast_path: bool = True,
+                 track_activity: bool = True) -> None:
         self.hub = settings.hub_address
         self.fast_path = fast_path
+        # When each workspace was last used (activity.py); None: not tracked (benchmarks),
+        # and the control socket then tells the hub it knows nothing, so nothing is stopped.
+        self.activity = ActivityTracker() if track_activity else None
         # Who the client is (forwarded.py), and the proof of forwarding only the hub gets.
         self.forwarding = Forwarding.from_settings(settings)
         self.hub_proof = (PROXY_HEADER, proxy_proof(settings.signing_key))
@@ -282,8 +287,11 @@ class Proxy:
         if not host:
             return pages.not_running(request, owner, name, route.state)
         self.connections.add(request, caller)
+        in_use = (self.activity.tunnel(workspace_key(owner, name)) if self.activity
+                  else contextlib.nullcontext())
         try:
-            return await tunnel.carry(request, host, port, self.websockets)
+            with in_use:  # an open tunnel (an SSH session) keeps its workspace in use
+                return await tunnel.carry(request, host, port, self.websockets)
         finally:
             self.connections.discard(request)
 
@@ -362,7 +370,8 @@ class Proxy:
                                       self.forwarding.client(request)[0])
             self.connections.add(request, caller)  # until it ends, revocation can end it
             try:
-                return await self.forward(request, route, path, tail, websocket)
+                return await self.forward(request, route, path, tail, websocket,
+                                          activity=workspace_key(owner, name))
             except UpstreamUnavailable as exc:
                 if exc.connect_failed and attempt == 1:
                     # The workspace may have moved or stopped: ask the source again, once.
@@ -375,8 +384,16 @@ class Proxy:
         return pages.upstream_down(request)  # not reached
 
     async def forward(self, request: web.Request, route: Route, path: str, tail: str,
-                      websocket: bool) -> web.StreamResponse:
+                      websocket: bool, activity: str | None = None) -> web.StreamResponse:
+        """Forward to ``route``; ``activity``: the key (activity.py) this request and its
+        WebSocket frames count for."""
         assert route.target is not None
+        frames: FrameStamp | None = None
+        if activity is not None and self.activity is not None:
+            if websocket:
+                frames = self.activity.frames(activity)
+            else:
+                self.activity.request(activity, request)
         try:
             secret = secret_field(route.secret_header, route.secret_value) if (
                 route.secret_value) else None
@@ -400,7 +417,7 @@ class Proxy:
                                    forwarding=self.forwarding)
         if websocket:
             return await forward_websocket(request, self.session, route.target, path, headers,
-                                           self.websockets)
+                                           self.websockets, frames)
         return await forward_http(request, self.session, route.target, path, headers,
                                   workspace=True)
 
@@ -450,14 +467,19 @@ def create_app(settings: Settings, source: RouteSource, *,
                header_timeout: float = HEADER_TIMEOUT,
                keepalive_timeout: float = KEEPALIVE_TIMEOUT,
                max_unauthenticated: int = MAX_UNAUTHENTICATED,
-               fast_path: bool | None = None) -> web.Application:
+               fast_path: bool | None = None,
+               track_activity: bool | None = None) -> web.Application:
     """The proxy as an aiohttp application; serve it with start_proxy, which adds the
     connection guard (guard.py) with these limits; another AppRunner serves it without.
 
-    ``fast_path`` None: LABSPACE_PROXY_FAST_PATH=0 turns the raw fast path off (benchmarks)."""
+    ``fast_path`` None: LABSPACE_PROXY_FAST_PATH=0 turns the raw fast path off (benchmarks);
+    ``track_activity`` None: LABSPACE_PROXY_ACTIVITY=0 records no activity (benchmarks: no
+    workspace is then ever stopped for being idle)."""
     if fast_path is None:
         fast_path = os.environ.get("LABSPACE_PROXY_FAST_PATH", "1") != "0"
-    proxy = Proxy(settings, source, sock_read_timeout, fast_path)
+    if track_activity is None:
+        track_activity = os.environ.get("LABSPACE_PROXY_ACTIVITY", "1") != "0"
+    proxy = Proxy(settings, source, sock_read_timeout, fast_path, track_activity)
     app = web.Application(handler_args={**HANDLER_ARGS, "keepalive_timeout": keepalive_timeout})
     app[PROXY_KEY] = proxy
     app[GUARD_KEY] = GuardLimits(header_timeout, max_unauthenticated)

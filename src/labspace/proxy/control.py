@@ -7,6 +7,8 @@ connection they let through; it answers with how many it closed. ``POST /shares`
 ``{"shares": [{"owner", "workspace", "port", "level"}, ...]}`` names ports whose share level
 changed: the proxy forgets their cached level (a wider one works at once) and closes the
 connections the new level no longer admits. The hub's side: labspace.identity.revocation.
+``GET /activity`` answers when each workspace was last used (proxy/activity.py, snapshot);
+503 when the proxy records none. The hub's side: labspace.workspaces.activity.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -25,9 +28,11 @@ MAX_BODY = 256 * 1024
 Revoke = Callable[[list[str], list[str]], int]
 # (owner, workspace, port, its new level) -> how many connections it closed
 ShareChanged = Callable[[str, str, int, str], int]
+Activity = Callable[[], dict[str, Any]]  # ActivityTracker.snapshot
 
 
-def control_app(revoke: Revoke, share_changed: ShareChanged) -> web.Application:
+def control_app(revoke: Revoke, share_changed: ShareChanged,
+                activity: Activity | None = None) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -48,17 +53,24 @@ def control_app(revoke: Revoke, share_changed: ShareChanged) -> web.Application:
                 {"error": "expected {shares: [{owner, workspace, port, level}]}"}, status=400)
         return web.json_response({"closed": sum(share_changed(*change) for change in changes)})
 
+    async def last_used(request: web.Request) -> web.Response:
+        if activity is None:
+            return web.json_response({"error": "this proxy records no activity"}, status=503)
+        return web.json_response(activity())
+
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/revoke", handle)
     app.router.add_post("/shares", shares)
+    app.router.add_get("/activity", last_used)
     return app
 
 
-async def start_control(revoke: Revoke, share_changed: ShareChanged, path: Path) -> web.AppRunner:
+async def start_control(revoke: Revoke, share_changed: ShareChanged, path: Path,
+                        activity: Activity | None = None) -> web.AppRunner:
     """Serve the control app on the Unix socket ``path`` (replacing a stale one)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # noqa: ASYNC240 - one unlink of a local socket at start-up
-    runner = web.AppRunner(control_app(revoke, share_changed), access_log=None)
+    runner = web.AppRunner(control_app(revoke, share_changed, activity), access_log=None)
     await runner.setup()
     old_umask = os.umask(0o077)  # created owner-only, with no window of wider access
     try:

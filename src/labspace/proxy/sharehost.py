@@ -28,6 +28,7 @@ from aiohttp import web
 
 from labspace.origins import AUTH_PATH, split_host
 from labspace.proxy import gate, pages
+from labspace.proxy.activity import workspace_key
 from labspace.proxy.forward import UpstreamUnavailable
 from labspace.proxy.gate import Caller
 from labspace.proxy.tunnel import target_host
@@ -79,7 +80,9 @@ async def serve(proxy: Proxy, request: web.Request, owner: str, name: str,
                      strip_prefix=False)
     proxy.connections.add(request, caller, share=(owner, name, port))
     try:
-        return await proxy.forward(request, shared, request.raw_path, "", websocket)
+        # A visitor of a shared port uses the workspace too: it keeps it from an idle stop.
+        return await proxy.forward(request, shared, request.raw_path, "", websocket,
+                                   activity=workspace_key(owner, name))
     except UpstreamUnavailable as exc:
         log.info("shared port %s/%s:%d not answering: %s", owner, name, port, exc)
         return pages.error(request, 502, f"Nothing answers on port {port}",

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from labspace.proxy.activity import FrameStamp
 from labspace.proxy.connections import CLIENT_WEBSOCKET
 from labspace.proxy.forward import UpstreamUnavailable, upstream_url
 
@@ -29,15 +31,22 @@ def _close_code(code: object) -> int:
 _AnyWS = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
 
-async def _pump(source: _AnyWS, sink: _AnyWS) -> None:
-    """Copy messages from ``source`` to ``sink`` until ``source`` closes; then close ``sink``."""
+async def _pump(source: _AnyWS, sink: _AnyWS, activity: FrameStamp | None = None) -> None:
+    """Copy messages from ``source`` to ``sink`` until ``source`` closes; then close ``sink``.
+    Each data frame stamps ``activity`` (proxy/activity.py): one float into a dict."""
+    stamps, key = activity if activity is not None else (None, "")
+    clock = time.time
     try:
         while True:
             msg = await source.receive()
             kind = msg.type
             if kind is WSMsgType.TEXT:
+                if stamps is not None:
+                    stamps[key] = clock()
                 await sink.send_str(msg.data)
             elif kind is WSMsgType.BINARY:
+                if stamps is not None:
+                    stamps[key] = clock()
                 await sink.send_bytes(msg.data)
             elif kind is WSMsgType.PING:
                 await sink.ping(msg.data)
@@ -75,8 +84,10 @@ async def forward_websocket(
     path_qs: str,
     headers: CIMultiDict[str],
     open_sockets: set[web.WebSocketResponse] | None = None,
+    activity: FrameStamp | None = None,
 ) -> web.StreamResponse:
-    """Open a WebSocket to the upstream, accept the client's, and pump both ways."""
+    """Open a WebSocket to the upstream, accept the client's, and pump both ways; data frames
+    either way stamp ``activity`` (ActivityTracker.frames)."""
     try:
         upstream = await session.ws_connect(
             upstream_url(base, path_qs), headers=headers, protocols=_protocols(request),
@@ -99,7 +110,7 @@ async def forward_websocket(
         request[CLIENT_WEBSOCKET] = client  # so a revocation can close it with a reason
         if open_sockets is not None:
             open_sockets.add(client)
-        await _pump_both(client, upstream)
+        await _pump_both(client, upstream, activity)
     finally:
         if open_sockets is not None:
             open_sockets.discard(client)
@@ -109,10 +120,10 @@ async def forward_websocket(
     return client
 
 
-async def _pump_both(client: web.WebSocketResponse,
-                     upstream: aiohttp.ClientWebSocketResponse) -> None:
-    tasks = [asyncio.ensure_future(_pump(client, upstream)),
-             asyncio.ensure_future(_pump(upstream, client))]
+async def _pump_both(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse,
+                     activity: FrameStamp | None = None) -> None:
+    tasks = [asyncio.ensure_future(_pump(client, upstream, activity)),
+             asyncio.ensure_future(_pump(upstream, client, activity))]
     try:
         _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # The first pump closed both ends; give the other a moment to see its close.
