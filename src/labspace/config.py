@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     stop_timeout: float = Field(
         10.0, description="Seconds a workspace's processes get to exit before they are killed."
     )
+    idle_check_interval: float = Field(
+        30.0, ge=0, description="Seconds between checks for workspaces idle longer than "
+        "their template's or profile's idle_stop_after (they are stopped; homes are kept); "
+        "0: no idle stops.")
     max_parallel_starts: int = Field(
         8,
         description="Container creations/starts sent to the engine at once; more requests "

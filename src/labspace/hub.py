@@ -42,6 +42,8 @@ from labspace.templates.model import TemplateSpec
 from labspace.templates.store import TemplateStore
 from labspace.workshops.credentials import Sealer
 from labspace.workshops.service import WorkshopInfo, WorkshopService
+from labspace.workspaces.activity import ProxyActivity
+from labspace.workspaces.culler import IdleCuller
 from labspace.workspaces.events import EventBus
 from labspace.workspaces.manager import WorkspaceManager
 from labspace.workspaces.reconcile import reconcile, reconcile_forever
@@ -75,6 +77,7 @@ class Hub:
     bus: EventBus
     proxy: ProxyNotifier
     login_throttle: LoginThrottle  # in the database: a restart or another hub forgets nothing
+    idle: IdleCuller  # stops workspaces idle past their policy (workspaces/culler.py)
     ssh_keys: SshKeyStore
     sharing: PortSharing
     audit: AuditLog  # hub.audit.record("user.create", actor=..., target=..., address=...)
@@ -281,6 +284,9 @@ class Hub:
             self.audit.prune_forever(), name="audit retention"))
         self._background.append(asyncio.create_task(
             self._expire_workshops_forever(), name="workshop expiry"))
+        if self.settings.idle_check_interval > 0:
+            self._background.append(asyncio.create_task(
+                self.idle.run_forever(self.settings.idle_check_interval), name="idle stops"))
 
     async def close(self) -> None:
         for task in self._background:
@@ -319,6 +325,10 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     ssh_keys = SshKeyStore(db, SshFiles(settings.homes))
     manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys)
     proxy = ProxyNotifier(settings.control_socket)
+    audit = AuditLog(db, settings.audit_retention_days)
+    idle = IdleCuller(store=store, manager=manager, templates=templates,
+                      profiles=settings.profiles, runtime=runtime,
+                      activity=ProxyActivity(settings.control_socket), audit=audit)
     directory = lab_directory(settings)
     sharing = PortSharing(ShareStore(db), runtime, templates,
                           Origins(settings.url, settings.apps_domain), proxy.shares_changed)
@@ -328,7 +338,7 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
                directory=directory,
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
                sharing=sharing, oidc=single_sign_on(settings),
-               audit=AuditLog(db, settings.audit_retention_days),
+               audit=audit, idle=idle,
                workshops=WorkshopService(db, users, Sealer(settings.signing_key())))
 
 

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from labspace.templates.idle import IDLE_AFTER_HELP, IDLE_CPU_HELP, check_idle_after
 from labspace.templates.model import LimitSpec, TemplateSpec
 
 EVERYONE = "*"  # the access rule of those in none of the listed groups
@@ -19,6 +20,14 @@ class ProfileSpec(BaseModel):
     display_name: str = Field("", max_length=80, description="Shown in the start form.")
     description: str = Field("", max_length=300)
     limits: LimitSpec = LimitSpec()
+    # Unset: the template's; set, the profile's wins ("never" turns the template's off).
+    idle_stop_after: str | None = Field(None, description=IDLE_AFTER_HELP)
+    idle_cpu_below: float | None = Field(None, gt=0, le=100_000, description=IDLE_CPU_HELP)
+
+    @field_validator("idle_stop_after")
+    @classmethod
+    def _idle_after(cls, value: str | None) -> str | None:
+        return check_idle_after(value)
 
 
 class AccessRule(BaseModel):
@@ -35,9 +44,11 @@ class AccessRule(BaseModel):
 
 def with_profile(template: TemplateSpec, profile: ProfileSpec | None) -> TemplateSpec:
     """The template as this profile starts it: the profile's limits replace the template's,
-    field by field (a profile that sets only memory keeps the template's CPUs)."""
+    field by field (a profile that sets only memory keeps the template's CPUs), and so do its
+    idle settings where it has them."""
     if profile is None:
         return template
     mine = profile.limits.model_dump(exclude_none=True)
     limits = template.limits.model_copy(update=mine)
-    return template.model_copy(update={"limits": limits})
+    idle = profile.model_dump(include={"idle_stop_after", "idle_cpu_below"}, exclude_none=True)
+    return template.model_copy(update={"limits": limits, **idle})

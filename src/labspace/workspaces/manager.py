@@ -87,15 +87,16 @@ class WorkspaceManager:
         self._launch_start(record.id)
         return record
 
-    async def stop(self, owner: str, name: str) -> WorkspaceRecord:
-        """Stop (cancelling a start under way) and wait until the container has stopped."""
+    async def stop(self, owner: str, name: str, why: str = "stopped") -> WorkspaceRecord:
+        """Stop (cancelling a start under way) and wait until the container has stopped;
+        ``why`` becomes its message (an idle stop says so on the workspace's page)."""
         record = await self.store.get(owner, name)
         await self._cancel_start(record.id)
         async with self._lock(record.id):
             record = await self.store.get(owner, name)
             if record.state == State.STOPPED:
                 return record
-            return await self._stop_locked(record)
+            return await self._stop_locked(record, why)
 
     async def delete(self, owner: str, name: str) -> None:
         """Stop and remove the container and the record; the user's home is kept."""
@@ -369,14 +370,15 @@ class WorkspaceManager:
         await asyncio.shield(self.store.transition(
             record.id, State.STOPPING, "start cancelled by a stop request", force=True))
 
-    async def _stop_locked(self, record: WorkspaceRecord) -> WorkspaceRecord:
+    async def _stop_locked(self, record: WorkspaceRecord, why: str = "stopped"
+                           ) -> WorkspaceRecord:
         if record.state != State.STOPPING:
             record = await self.store.transition(record.id, State.STOPPING, "stopping",
                                                  force=record.state == State.FAILED)
         for container in await self._containers_of(record.id):
             if container.running:
                 await self.runtime.stop(container.id, self.settings.stop_timeout)
-        return await self.store.transition(record.id, State.STOPPED, "stopped", target=None)
+        return await self.store.transition(record.id, State.STOPPED, why, target=None)
 
     async def _best_effort(self, call: Callable[..., Awaitable[object]], *args: object) -> None:
         try:

@@ -229,6 +229,15 @@ class WorkspaceStore:
             if current is not None:
                 current.node, current.runtime_state = node, dict(runtime_state)
 
+    async def started_at(self) -> dict[int, datetime]:
+        """When the open instance of each workspace that has one started, by workspace id
+        (the idle culler's "in use since" for a workspace nobody has touched yet)."""
+        async with self.db.session() as session:
+            rows = await session.execute(select(
+                WorkspaceInstance.workspace_id, WorkspaceInstance.started_at).where(
+                WorkspaceInstance.ended_at.is_(None)))
+            return {workspace_id: at for workspace_id, at in rows.all()}
+
     async def instances(self, workspace_id: int) -> builtins.list[WorkspaceInstance]:
         """Every start of a workspace, oldest first (the last may be open)."""
         async with self.db.session() as session:
