@@ -1,7 +1,8 @@
 """The idle culler's decisions (issue 10), on the real hub services with the FakeRuntime.
 
-What the proxy would say comes from ScriptedActivity (a snapshot the test writes: when each
-workspace was last used, which tunnels are open, whether the proxy answers at all), and
+What the proxy would say comes from ScriptedActivity (labspace.testing.activity: a snapshot
+the test writes: when each workspace was last used, which tunnels are open, whether the proxy
+answers at all), and
 time from a clock the test moves forward; CPU use from CpuRuntime, a FakeRuntime whose
 containers report a chosen figure. The proxy's own side: tests/proxy/test_activity.py;
 real containers and the real proxy: test_idle_stack.py.
@@ -22,28 +23,13 @@ from labspace.hub import Hub, open_hub
 from labspace.runtime.base import ContainerStats
 from labspace.templates.store import parse_template
 from labspace.testing import FakeRuntime
-from labspace.workspaces.activity import ActivitySnapshot, workspace_key
+from labspace.testing.activity import ScriptedActivity
+from labspace.workspaces.activity import workspace_key
 from labspace.workspaces.culler import CULLED
 from labspace.workspaces.states import State
 
 HOUR = 3600.0
 Start = Callable[..., Awaitable[Hub]]
-
-
-class ScriptedActivity:
-    """The proxy's activity as the test scripts it."""
-
-    def __init__(self) -> None:
-        self.snapshot = ActivitySnapshot(available=True, now=time.time(), since=0.0)
-
-    def set(self, *, available: bool = True, since: float = 0.0,
-            activity: dict[str, float] | None = None,
-            tunnels: dict[str, int] | None = None) -> None:
-        self.snapshot = ActivitySnapshot(available, time.time(), since, activity or {},
-                                         tunnels or {})
-
-    async def fetch(self) -> ActivitySnapshot:
-        return self.snapshot
 
 
 class CpuRuntime(FakeRuntime):

@@ -286,7 +286,13 @@ async def list_workspaces(
     if all and not caller.is_admin:
         raise PermissionDenied("only administrators can list everyone's workspaces")
     records = await hub.store.list(owner=None if all else caller.name)
-    return [WorkspacePublic.of(record) for record in records]
+    return await public_workspaces(hub, records)
+
+
+async def public_workspaces(hub: Hub, records: list[WorkspaceRecord]) -> list[WorkspacePublic]:
+    """``records`` as the API shows them, with their idle policy and when they stop unused."""
+    idle = await hub.idle.views(records)
+    return [WorkspacePublic.of(record, idle.get(record.id)) for record in records]
 
 
 @router.post("/workspaces", response_model=WorkspacePublic, status_code=201)
@@ -304,12 +310,12 @@ async def create_workspace(
     if body.start:
         record = await hub.start_workspace(owner, body.name, by_admin=acting)
         await audit("workspace.start", actor=caller.name, target=target)
-    return WorkspacePublic.of(record)
+    return (await public_workspaces(hub, [record]))[0]
 
 
 @router.get("/workspaces/{owner}/{name}", response_model=WorkspacePublic)
 async def show_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep) -> WorkspacePublic:
-    return WorkspacePublic.of(await visible_workspace(hub, caller, owner, name))
+    return (await public_workspaces(hub, [await visible_workspace(hub, caller, owner, name)]))[0]
 
 
 @router.post("/workspaces/{owner}/{name}/start", response_model=WorkspacePublic)
@@ -318,7 +324,7 @@ async def start_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
     await visible_workspace(hub, caller, owner, name)
     record = await hub.start_workspace(owner, name, by_admin=owner != caller.name)
     await audit("workspace.start", actor=caller.name, target=f"{owner}/{name}")
-    return WorkspacePublic.of(record)
+    return (await public_workspaces(hub, [record]))[0]
 
 
 @router.post("/workspaces/{owner}/{name}/stop", response_model=WorkspacePublic)
@@ -327,7 +333,7 @@ async def stop_workspace(owner: str, name: str, caller: CallerDep, hub: HubDep,
     await visible_workspace(hub, caller, owner, name)
     record = await hub.manager.stop(owner, name)
     await audit("workspace.stop", actor=caller.name, target=f"{owner}/{name}")
-    return WorkspacePublic.of(record)
+    return (await public_workspaces(hub, [record]))[0]
 
 
 @router.delete("/workspaces/{owner}/{name}", status_code=204)

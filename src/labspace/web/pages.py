@@ -8,7 +8,8 @@ handler depends on ``user_caller`` (CallerDep) or ``admin_caller`` (AdminDep), w
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -27,6 +28,7 @@ from labspace.web.app import templates
 from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep, csrf_token, visible_workspace
 from labspace.web.login import safe_next
 from labspace.web.recorder import AuditDep
+from labspace.workspaces.culler import IdleView, span
 from labspace.workspaces.states import SETTLED, TRANSIENT, State
 
 router = APIRouter(prefix="/hub", include_in_schema=False)
@@ -159,6 +161,7 @@ async def workspace_page(
     # The steps of the operation under way (or the last one): from the last "queued".
     starts = [i for i, event in enumerate(events) if event.state == State.PENDING]
     steps = events[starts[-1]:] if starts else events[-1:]
+    idle = (await hub.idle.views([record])).get(record.id)
     return render_page(
         request, "workspace.html", caller, ws=record, events=events, steps=steps, busy=busy,
         launch=launch, template_name=spec_names.get(record.template, record.template),
@@ -168,7 +171,15 @@ async def workspace_page(
         last_event=events[-1].id if events else 0,
         settled=[str(state) for state in SETTLED],
         ports=ports, port_error=port_error[:300], levels=[level.value for level in LEVELS],
+        idle=idle, idle_stop=_idle_stop(idle),
     )
+
+
+def _idle_stop(idle: IdleView | None) -> tuple[datetime, str] | None:
+    """When it stops unused, and how long that leaves ('7h 12m'), for the page."""
+    if idle is None or idle.stop_at is None:
+        return None
+    return datetime.fromtimestamp(idle.stop_at, UTC), span(idle.stop_at - time.time())
 
 
 @router.post("/workspaces/{owner}/{name}/start")

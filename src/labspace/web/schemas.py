@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,8 @@ from labspace.policy import ProfileSpec
 from labspace.sharing.service import PortInfo, PortList
 from labspace.ssh.store import KeyInfo
 from labspace.state.models import User
+from labspace.templates.idle import IdlePolicy, duration_text
+from labspace.workspaces.culler import IdleView
 from labspace.workspaces.store import WorkspaceRecord
 
 
@@ -149,6 +151,23 @@ class ProfilePublic(BaseModel):
                    memory=spec.limits.memory)
 
 
+class IdlePolicyPublic(BaseModel):
+    """When a workspace stops for want of use: its template's idle settings, or its
+    profile's."""
+
+    stop_after: str = Field(description="How long without use, e.g. \"8h\".")
+    stop_after_seconds: int
+    cpu_below: float | None = Field(
+        None, description="Percent of one core: busier than this, it is not idle.")
+    description: str = Field(description="The policy in words.")
+
+    @classmethod
+    def of(cls, policy: IdlePolicy) -> IdlePolicyPublic:
+        return cls(stop_after=duration_text(policy.stop_after),
+                   stop_after_seconds=policy.stop_after, cpu_below=policy.cpu_below,
+                   description=policy.describe())
+
+
 class WorkspacePublic(BaseModel):
     owner: str
     name: str
@@ -160,14 +179,23 @@ class WorkspacePublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     node: str = ""  # the server it runs on ("" on a single engine, or when not running)
+    idle_policy: IdlePolicyPublic | None = Field(
+        None, description="When it stops for want of use; null: never.")
+    idle_stop_at: datetime | None = Field(
+        None, description="When it stops if nobody uses it before; null when it is not "
+        "running, has no idle policy, has a tunnel (an SSH session) open, or the proxy's "
+        "record of use is unavailable.")
 
     @classmethod
-    def of(cls, record: WorkspaceRecord) -> WorkspacePublic:
+    def of(cls, record: WorkspaceRecord, idle: IdleView | None = None) -> WorkspacePublic:
+        stop_at = idle.stop_at if idle is not None else None
         return cls(owner=record.owner, name=record.name, template=record.template,
                    profile=record.profile, state=record.state, message=record.message,
                    url=f"/user/{record.owner}/{record.name}/",
                    created_at=record.created_at, updated_at=record.updated_at,
-                   node=record.node)
+                   node=record.node,
+                   idle_policy=IdlePolicyPublic.of(idle.policy) if idle is not None else None,
+                   idle_stop_at=datetime.fromtimestamp(stop_at, UTC) if stop_at else None)
 
 
 class WorkspaceUsage(BaseModel):

@@ -54,6 +54,16 @@ class Outlook:
         return None if self.tunnels else self.last_use + self.policy.stop_after
 
 
+@dataclass(frozen=True)
+class IdleView:
+    """What the API and the workspace's page show: its policy, and when it stops unused
+    (None: not running, a tunnel open, or the proxy's activity unknown)."""
+
+    policy: IdlePolicy
+    stop_at: float | None = None
+    tunnels: int = 0
+
+
 def span(seconds: float) -> str:
     """How long, for people: '8h 0m', '12m 5s'."""
     whole = max(0, int(seconds))
@@ -91,12 +101,21 @@ class IdleCuller:
                 found[record.id] = policy
         return found
 
-    async def outlook(self, records: Sequence[WorkspaceRecord]) -> dict[int, Outlook]:
+    async def views(self, records: Sequence[WorkspaceRecord]) -> dict[int, IdleView]:
+        """The ``records`` that have an idle policy, by id, with when each stops unused."""
+        policies = await self.policies(records)
+        looks = await self.outlook(records, policies)
+        return {key: IdleView(policy, looks[key].stop_at, looks[key].tunnels) if key in looks
+                else IdleView(policy) for key, policy in policies.items()}
+
+    async def outlook(self, records: Sequence[WorkspaceRecord],
+                      policies: Mapping[int, IdlePolicy] | None = None) -> dict[int, Outlook]:
         """The running ``records`` that have an idle policy, by id, with when each was last
         used; empty when the proxy does not answer (nothing is known)."""
         running = [record for record in records if record.state == State.RUNNING]
-        policies = await self.policies(running)
-        if not policies:
+        if policies is None:
+            policies = await self.policies(running)
+        if not any(record.id in policies for record in running):
             return {}
         snapshot = await self.activity.fetch()
         if not snapshot.available:
