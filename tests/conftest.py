@@ -53,7 +53,10 @@ def jupyter_image(docker_engine: None) -> str:
 @pytest.fixture(scope="session")
 def stack(jupyter_image: str) -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="labspace-test-"))
-    running = Stack(root, extra_env={"LABSPACE_RECONCILE_INTERVAL": "2"})
+    # Idle stops checked every 2 s: only templates with an idle policy are affected
+    # (tests/workspaces/test_idle_stack.py makes one).
+    running = Stack(root, extra_env={"LABSPACE_RECONCILE_INTERVAL": "2",
+                                     "LABSPACE_IDLE_CHECK_INTERVAL": "2"})
     try:
         running.start()
         yield running
