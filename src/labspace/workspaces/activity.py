@@ -54,6 +54,7 @@ class ActivitySource(Protocol):
 class ProxyActivity:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
+        self._failing = False  # warn once when the proxy stops answering, not every call
 
     async def fetch(self) -> ActivitySnapshot:
         if not self.socket_path.exists():
@@ -64,11 +65,17 @@ class ProxyActivity:
                 response = await client.get("http://proxy/activity")
                 response.raise_for_status()
                 body = response.json()
-            return _parse(body, time.time())
+            snapshot = _parse(body, time.time())
         except (httpx.HTTPError, ValueError, TypeError, KeyError, AttributeError) as error:
-            log.warning("could not read the proxy's activity (%s): no idle stops this round",
-                        error)
+            (log.debug if self._failing else log.warning)(
+                "could not read the proxy's activity (%s): no idle stops until it answers",
+                error)
+            self._failing = True
             return ActivitySnapshot()
+        if self._failing:
+            log.info("the proxy's activity is readable again")
+            self._failing = False
+        return snapshot
 
 
 def _parse(body: object, received: float) -> ActivitySnapshot:
