@@ -35,5 +35,46 @@ def jupyterlab(image: str) -> TemplateSpec:
     )
 
 
+# Where the workspace image keeps the instant apps' examples (images/files/Dockerfile.jupyterlab).
+EXAMPLES_DIR = "/opt/labspace/examples"
+
+
+def notebook_app(image: str) -> TemplateSpec:
+    """JupyterLab for instant apps: the examples are copied into the empty home first (so the
+    notebooks are the visitor's own, writable), and there is no sudo."""
+    copy_examples = f'cp -Rn {EXAMPLES_DIR}/notebook/. "$HOME"/ && exec "$@"'
+    return TemplateSpec(
+        name="notebook-app",
+        display_name="JupyterLab (instant app)",
+        description="JupyterLab opened on the image's example notebooks, for instant apps.",
+        image=image,
+        app=AppSpec(command=["sh", "-c", copy_examples, "notebook-app", *JUPYTERLAB_COMMAND],
+                    port=8888, health_path="/api/status"),
+        limits=LimitSpec(cpus=1.0, memory="1g", pids=256),
+        env={"JUPYTER_TOKEN": "{secret}"},
+        port_sharing="private",
+        workspaces=False,
+    )
+
+
+def dashboard_app(image: str) -> TemplateSpec:
+    """A page of a notebook's outputs, executed when the container starts (a spare, before
+    anyone asks for it): labspace-dashboard listens only once the page exists, so the health
+    path answers 200 only then, and opening it runs no kernel."""
+    return TemplateSpec(
+        name="dashboard-app",
+        display_name="Notebook dashboard (instant app)",
+        description="The outputs of a notebook run when the container starts, as one page.",
+        image=image,
+        app=AppSpec(command=["labspace-dashboard", f"{EXAMPLES_DIR}/dashboard/dashboard.ipynb",
+                             "--port={port}", "--base-url={base_url}"],
+                    port=8888, health_path="/"),
+        limits=LimitSpec(cpus=1.0, memory="512m", pids=256),
+        env={"LABSPACE_DASHBOARD_TOKEN": "{secret}"},
+        port_sharing="private",
+        workspaces=False,
+    )
+
+
 def builtin_templates(image: str) -> list[TemplateSpec]:
-    return [jupyterlab(image)]
+    return [jupyterlab(image), notebook_app(image), dashboard_app(image)]

@@ -118,6 +118,9 @@ class TemplateSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     mounts: list[MountSpec] = Field(default_factory=list)
     sudo: bool = Field(False, description="Whether the user may use sudo inside.")
+    workspaces: bool = Field(
+        True, description="Offered for personal workspaces; false: for instant apps only "
+        "(not in the start form, and no workspace may be created from it).")
     port_sharing: Literal["private", "authenticated", "public"] = Field(
         "authenticated",
         description="The widest level users may share a port of these workspaces at: private "

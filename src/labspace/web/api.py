@@ -249,9 +249,13 @@ async def sync_directory(caller: AdminDep, hub: HubDep, audit: AuditDep) -> Dire
 
 @router.get("/templates", response_model=list[TemplateSpec])
 async def list_templates(caller: CallerDep, hub: HubDep) -> list[TemplateSpec]:
-    """The templates the caller may start (admins: all)."""
+    """The templates the caller may start workspaces of (admins: all, those for instant
+    apps only too)."""
+    if caller.is_admin:
+        return await hub.templates.list()
     allowance = await hub.allowance(caller.name)
-    return [spec for spec in await hub.templates.list() if allowance.template_allowed(spec.name)]
+    return [spec for spec in await hub.templates.list()
+            if spec.workspaces and allowance.template_allowed(spec.name)]
 
 
 @router.get("/profiles", response_model=list[ProfilePublic])

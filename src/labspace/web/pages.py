@@ -93,11 +93,13 @@ async def _home(
     records = await hub.store.list(owner=caller.name)
     specs = await hub.templates.list()
     names = {spec.name: spec.display_name for spec in specs}
-    # The form offers only what the caller may start (the start path checks it again).
+    # The form offers only what the caller may start (the start path checks it again), and
+    # no template meant for instant apps only.
     allowance = await hub.allowance(caller.name)
     return render_page(
         request, "home.html", caller, status, workspaces=records,
-        templates=[spec for spec in specs if allowance.template_allowed(spec.name)],
+        templates=[spec for spec in specs
+                   if spec.workspaces and allowance.template_allowed(spec.name)],
         profiles=allowed_profiles(hub.settings.profiles, allowance),
         template_names=names, error=error, form=form or {}, transient=TRANSIENT,
     )

@@ -39,8 +39,9 @@ async def _list(request: Request, caller: Caller, hub: HubDep, *, status: int = 
                 error: str | None = None, form: dict[str, Any] | None = None) -> Response:
     mine = [info for info in await hub.workshops.list()
             if info.managed_by(caller.name, is_admin=caller.is_admin)]
+    templates = [spec for spec in await hub.templates.list() if spec.workspaces]
     return render_page(request, "workshops.html", caller, status, workshops=mine,
-                       templates=await hub.templates.list(), error=error, form=form or {})
+                       templates=templates, error=error, form=form or {})
 
 
 @router.get("")

@@ -107,8 +107,10 @@ async def list_workshops(caller: InstructorDep, hub: HubDep) -> list[WorkshopPub
 async def create_workshop(body: WorkshopCreate, caller: InstructorDep, hub: HubDep,
                           audit: AuditDep) -> WorkshopPublic:
     """Make the attendee accounts with readable passwords and login links."""
-    if body.template is not None:
-        await hub.templates.get(body.template)  # NotFound before any account is made
+    # NotFound or InvalidInput before any account is made
+    if body.template is not None and not (await hub.templates.get(body.template)).workspaces:
+        raise InvalidInput(f"template {body.template!r} is for instant apps only, not for "
+                           "workspaces")
     info = await hub.workshops.create(body.name, seats=body.seats, by=caller.name,
                                       expires_at=parse_expiry(body.expires),
                                       template=body.template)

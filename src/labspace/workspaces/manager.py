@@ -74,7 +74,9 @@ class WorkspaceManager:
 
     async def create(self, owner: str, name: str, template: str, profile: str = ""
                      ) -> WorkspaceRecord:
-        await self.templates.get(template)  # NotFound before anything is written
+        if not (await self.templates.get(template)).workspaces:  # NotFound: nothing written
+            raise InvalidInput(f"template {template!r} is for instant apps only, not for "
+                               "workspaces")
         self._profile(profile)  # InvalidInput before anything is written
         return await self.store.create(owner, name, template, profile)
 
