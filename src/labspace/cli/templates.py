@@ -130,6 +130,7 @@ def show(
         ("health path", str(app_spec.get("health_path", ""))),
         ("limits", _limits(spec)),
         ("sudo", "yes" if spec.get("sudo") else "no"),
+        ("workspaces", "yes" if spec.get("workspaces", True) else "no (instant apps only)"),
     ]
     for key, value in (spec.get("env") or {}).items():
         rows.append((f"env {key}", value))
