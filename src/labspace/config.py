@@ -171,6 +171,25 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         30.0, description="Seconds between comparisons of the database with the engine."
     )
+    app_uid: int = Field(
+        60000, ge=1000, le=2**31 - 1,
+        description="The uid instant apps' containers run as (an account of nobody's; keep "
+        "it outside the range of users' uids).")
+    app_starts_at_once: int = Field(
+        4, ge=1, le=100,
+        description="Instant-app spares started at once, across all apps (each start "
+        "takes CPU until its app answers).")
+    app_pool_interval: float = Field(
+        2.0, gt=0, le=60,
+        description="Seconds between the pools' rounds: culling idle or old claims, "
+        "replacing old spares (claims themselves replenish at once).")
+    app_claim_burst: int = Field(
+        200, ge=1, le=100_000,
+        description="Claims one client address may make at once before app_claim_rate "
+        "applies (a class behind one NAT shares an address).")
+    app_claim_rate: float = Field(
+        30.0, gt=0, le=100_000,
+        description="Claims per minute one client address may make after its burst.")
     session_max_age: int = Field(
         14 * 24 * 3600, description="Seconds a browser login stays valid."
     )

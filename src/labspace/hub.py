@@ -12,6 +12,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from labspace.apps.pool import AppPools
+from labspace.apps.ratelimit import ClaimRate
+from labspace.apps.service import AppService
+from labspace.apps.store import AppStore
 from labspace.audit import AuditLog
 from labspace.config import Settings
 from labspace.errors import LabspaceError, NotFound, PermissionDenied
@@ -82,6 +86,7 @@ class Hub:
     sharing: PortSharing
     audit: AuditLog  # hub.audit.record("user.create", actor=..., target=..., address=...)
     workshops: WorkshopService
+    apps: AppService  # instant apps: their definitions and pools
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
     oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
@@ -287,12 +292,14 @@ class Hub:
         if self.settings.idle_check_interval > 0:
             self._background.append(asyncio.create_task(
                 self.idle.run_forever(self.settings.idle_check_interval), name="idle stops"))
+        await self.apps.pools.start()
 
     async def close(self) -> None:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.manager.close()
+        await self.apps.pools.close()
         await self.runtime.close()
         await self.db.close()
 
@@ -339,7 +346,17 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
                proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
                sharing=sharing, oidc=single_sign_on(settings),
                audit=audit, idle=idle,
-               workshops=WorkshopService(db, users, Sealer(settings.signing_key())))
+               workshops=WorkshopService(db, users, Sealer(settings.signing_key())),
+               apps=_apps(settings, db, runtime, templates))
+
+
+def _apps(settings: Settings, db: Database, runtime: Runtime,
+          templates: TemplateStore) -> AppService:
+    store = AppStore(db)
+    pools = AppPools(settings, store, runtime, templates,
+                     ProxyActivity(settings.control_socket).fetch)
+    return AppService(store, pools, templates,
+                      ClaimRate(settings.app_claim_burst, settings.app_claim_rate))
 
 
 def single_sign_on(settings: Settings) -> OidcClient | None:

@@ -35,6 +35,12 @@ MAX_LABEL = 63  # DNS: the longest label, and what wildcard certificates and res
 AUTH_PATH = "/_labspace/auth"
 
 
+def is_claim_slot(text: str) -> bool:
+    """An instant-app claim's slot: "c" and 16 lowercase hex digits (labspace.apps.spec)."""
+    return len(text) == 17 and text[0] == "c" and all(ch in "0123456789abcdef"
+                                                      for ch in text[1:])
+
+
 def split_host(host: str) -> str:
     """The host name of a Host header value, lower-cased, without its port."""
     host = host.strip().lower()

@@ -19,7 +19,7 @@ from aiohttp import web
 from labspace.config import load_settings
 from labspace.identity.credentials import digest
 from labspace.proxy.app import create_app, start_proxy
-from labspace.proxy.source import Principal, Route
+from labspace.proxy.source import ClaimRoute, Principal, Route
 
 SECRET = "token upstream-secret-1234"
 
@@ -31,6 +31,7 @@ class StaticRouteSource:
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
     shares: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    claims: dict[tuple[str, str], ClaimRoute] = field(default_factory=dict)
     route_calls: int = 0
     principal_calls: int = 0
 
@@ -46,6 +47,9 @@ class StaticRouteSource:
 
     async def share_level(self, owner: str, workspace: str, port: int) -> str:
         return self.shares.get((owner, workspace, port), "private")
+
+    async def claim_route(self, app: str, slot: str) -> ClaimRoute | None:
+        return self.claims.get((app, slot))
 
 
 @dataclass

@@ -32,7 +32,7 @@ from labspace.hubedge import PROXY_HEADER, proxy_proof
 from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
-from labspace.proxy import gate, pages, sharehost, tunnel
+from labspace.proxy import claims, gate, pages, sharehost, tunnel
 from labspace.proxy.activity import ActivityTracker, FrameStamp, workspace_key
 from labspace.proxy.adminopens import AdminOpens, AuditSink
 from labspace.proxy.apphost import AppHosts
@@ -159,6 +159,8 @@ class Proxy:
             return await self.workspace(request, path)
         if path.startswith(tunnel.PREFIX):
             return await self.tunnel(request, path)
+        if path.startswith(claims.PREFIX):
+            return await claims.serve_claim(self, request, path)
         if path.startswith("/hub/") or path == "/hub" or path.startswith("/hub?"):
             return await self.to_hub(request, path)
         if path == "/" or path.startswith("/?"):

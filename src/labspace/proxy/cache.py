@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from labspace.proxy.source import Principal, Route, RouteSource
+from labspace.proxy.source import ClaimRoute, Principal, Route, RouteSource
 
 V = TypeVar("V")
 
@@ -126,12 +126,21 @@ class CachedRouteSource:
         self._principals: TTLCache[Principal] = TTLCache(
             principal_ttl, negative_ttl, max_entries, clock
         )
+        # A claim ends by its container's removal: a connection refused forgets it at once.
+        self._claims: TTLCache[ClaimRoute] = TTLCache(route_ttl, negative_ttl, max_entries,
+                                                      clock)
         # The hub names a share it lowers (forget_share); the TTL bounds a missed message.
         self._shares: TTLCache[str] = TTLCache(route_ttl, negative_ttl, max_entries, clock)
 
     async def route(self, owner: str, workspace: str) -> Route | None:
         key = (owner, workspace)
         return await self._routes.get(key, lambda: self.source.route(owner, workspace))
+
+    async def claim_route(self, app: str, slot: str) -> ClaimRoute | None:
+        return await self._claims.get((app, slot), lambda: self.source.claim_route(app, slot))
+
+    def forget_claim(self, app: str, slot: str) -> None:
+        self._claims.forget((app, slot))
 
     async def principal(self, token_digest: str) -> Principal | None:
         return await self._principals.get(token_digest,
@@ -160,5 +169,6 @@ class CachedRouteSource:
 
     def clear(self) -> None:
         self._routes.clear()
+        self._claims.clear()
         self._principals.clear()
         self._shares.clear()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from labspace.identity.credentials import SCOPED_TOKEN_KIND
-from labspace.proxy.source import Principal, Route
+from labspace.proxy.source import ClaimRoute, Principal, Route
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 # The route comes from the workspace's open instance (what its start recorded), never from
@@ -38,6 +38,11 @@ SHARE_SQL = (
     "SELECT s.level FROM port_shares s JOIN workspaces w ON w.id = s.workspace_id "
     "JOIN users u ON u.id = w.owner_id "
     "WHERE u.name = {0} AND w.name = {1} AND s.port = {2} AND NOT u.disabled"
+)
+CLAIM_SQL = (
+    "SELECT c.target, c.claim_digest, c.secret, c.spec, a.spec FROM app_containers c "
+    "JOIN apps a ON a.id = c.app_id "
+    "WHERE a.name = {0} AND c.slot = {1} AND c.state = 'claimed'"
 )
 # The proxy's one write: an admin opened someone else's workspace (adminopens.py).
 AUDIT_SQL = (
@@ -65,6 +70,18 @@ def route_from_row(owner: str, workspace: str, row: tuple[Any, ...]) -> Route:
         secret_header=app.get("secret_header", "Authorization"),
         secret_value=app.get("secret_value", "token {secret}").replace("{secret}", secret),
         strip_prefix=app.get("base_url") == "strip",
+    )
+
+
+def claim_from_row(app: str, slot: str, row: tuple[Any, ...]) -> ClaimRoute:
+    target, digest, secret, spec, definition = row
+    app_spec: dict[str, Any] = _json(spec).get("app", {})
+    return ClaimRoute(
+        app=app, slot=slot, target=target if isinstance(target, str) else None,
+        claim_digest=digest or "", shareable=bool(_json(definition).get("shareable")),
+        secret_header=app_spec.get("secret_header", "Authorization"),
+        secret_value=app_spec.get("secret_value", "token {secret}").replace("{secret}", secret),
+        strip_prefix=app_spec.get("base_url") == "strip",
     )
 
 
@@ -173,11 +190,16 @@ class DatabaseRouteSource:
         self._route_sql = ROUTE_SQL.format(*marks)
         self._principal_sql = PRINCIPAL_SQL.format(*marks)
         self._share_sql = SHARE_SQL.format(*marks)
+        self._claim_sql = CLAIM_SQL.format(*marks)
         self._audit_sql = AUDIT_SQL.format(*marks)
 
     async def route(self, owner: str, workspace: str) -> Route | None:
         row = await self.queries.one(self._route_sql, owner, workspace)
         return route_from_row(owner, workspace, row) if row else None
+
+    async def claim_route(self, app: str, slot: str) -> ClaimRoute | None:
+        row = await self.queries.one(self._claim_sql, app, slot)
+        return claim_from_row(app, slot, row) if row else None
 
     async def principal(self, token_digest: str) -> Principal | None:
         if not _DIGEST_RE.fullmatch(token_digest):

@@ -104,6 +104,28 @@ def no_such_workspace(request: web.BaseRequest, workspace: str) -> web.Response:
     return html_page(404, "No such workspace", body, hub=_hub(request))
 
 
+def claim_ended(request: web.BaseRequest, app: str) -> web.Response:
+    """An instant app's session that ended (idle, too old) or never was."""
+    if not wants_html(request):
+        return json_error(404, "this session has ended")
+    link = "/apps/" + quote(app)
+    body = ("<p>This session has ended: sessions end when they are left idle or grow old, "
+            "and each gets a fresh container.</p>"
+            f'<p><a class="button primary" href="{escape(link)}">Start a new one</a></p>')
+    return html_page(404, "Session ended", body, hub=_hub(request))
+
+
+def claim_elsewhere(request: web.BaseRequest, app: str) -> web.Response:
+    """A claim's address opened without its cookie: a copied link, another browser."""
+    if not wants_html(request):
+        return json_error(403, "this session belongs to another browser")
+    link = "/apps/" + quote(app)
+    body = ("<p>This session belongs to the browser that started it; a copied link does "
+            "not open it elsewhere.</p>"
+            f'<p><a class="button primary" href="{escape(link)}">Start your own</a></p>')
+    return html_page(403, "Another browser's session", body, hub=_hub(request))
+
+
 def hub_down(request: web.BaseRequest) -> web.Response:
     message = "labspace is restarting, retry in a few seconds"
     if request.path.startswith("/hub/api/") or not wants_html(request):

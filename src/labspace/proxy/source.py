@@ -20,6 +20,20 @@ class Route:
 
 
 @dataclass(frozen=True)
+class ClaimRoute:
+    """Where /apps/<app>/<slot>/ goes (an instant app's claimed container), and who may."""
+
+    app: str
+    slot: str
+    target: str | None  # None unless claimed and started
+    claim_digest: str  # SHA-256 of the claim cookie its browser holds
+    shareable: bool  # the app lets anyone with the link in (demos)
+    secret_header: str = "Authorization"
+    secret_value: str = ""
+    strip_prefix: bool = False
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who a cookie or token belongs to."""
 
@@ -36,6 +50,11 @@ class RouteSource(Protocol):
         """The active user whose session or API token has this SHA-256 digest, or None.
         (The proxy passes digests, never tokens: a workspace host's cookie carries only the
         digest of the hub session it came from.)"""
+        ...
+
+    async def claim_route(self, app: str, slot: str) -> ClaimRoute | None:
+        """The claimed container of an app at this slot, or None (no such claim, or a spare
+        not yet claimed: nobody gets one without claiming it)."""
         ...
 
     async def share_level(self, owner: str, workspace: str, port: int) -> str:

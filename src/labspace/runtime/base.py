@@ -14,6 +14,10 @@ LABEL_OWNER = LABEL_PREFIX + "owner"
 LABEL_WORKSPACE = LABEL_PREFIX + "workspace"
 LABEL_WORKSPACE_ID = LABEL_PREFIX + "workspace-id"
 LABEL_TEMPLATE = LABEL_PREFIX + "template"
+# An instant app's pool container (labspace.apps), not a workspace's: the workspaces'
+# reconcile leaves it to the pools.
+LABEL_APP = LABEL_PREFIX + "app"
+LABEL_SLOT = LABEL_PREFIX + "slot"
 
 
 @dataclass(frozen=True)

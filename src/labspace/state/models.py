@@ -304,3 +304,46 @@ class AuditEvent(Base):
     address: Mapped[str] = mapped_column(String(100), default="")  # the client's address
     ok: Mapped[bool] = mapped_column(default=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class App(Base):
+    """An instant app (labspace.apps): its definition and its pool's running totals."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(30), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # apps.model.AppDefinition
+    created_by: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Draining: no claims handed out, no spares kept (`labspace app drain`).
+    draining: Mapped[bool] = mapped_column(default=False)
+    # Raised by `refresh`: spares of an older generation are replaced, claims are left alone.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    claims_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    culled_total: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AppContainer(Base):
+    """One container of an app's pool: starting, ready (a spare) or claimed. ``slot`` names
+    it in its URL (/apps/<app>/<slot>/); the claim's browser proves itself with a cookie whose
+    SHA-256 is ``claim_digest``. Gone containers leave no row."""
+
+    __tablename__ = "app_containers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    slot: Mapped[str] = mapped_column(String(32), unique=True)
+    state: Mapped[str] = mapped_column(String(20))  # starting, ready, claimed
+    generation: Mapped[int] = mapped_column(Integer)
+    container_id: Mapped[str] = mapped_column(String(100), default="")
+    target: Mapped[str | None] = mapped_column(String(200))  # "http://172.18.0.5:8888"
+    secret: Mapped[str] = mapped_column(String(100))
+    # The template's app section as started (secret header, base-URL rule), for the proxy.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_digest: Mapped[str | None] = mapped_column(String(64))
+    browser: Mapped[str | None] = mapped_column(String(64), index=True)
+    address: Mapped[str] = mapped_column(String(100), default="")

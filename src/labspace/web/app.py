@@ -108,7 +108,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     from labspace.web import (
         api,
         apidocs,
+        apps,
         audit,
+        claims,
         clilogin,
         join,
         login,
@@ -138,6 +140,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(workshops.router)
     app.include_router(workshoppages.router)
     app.include_router(join.router)
+    app.include_router(apps.router)
+    app.include_router(claims.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),

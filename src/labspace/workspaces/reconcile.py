@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from labspace.errors import LabspaceError
 from labspace.runtime import ContainerInfo
-from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
+from labspace.runtime.base import LABEL_APP, LABEL_INSTANCE, LABEL_WORKSPACE_ID
 from labspace.workspaces.manager import WorkspaceManager
 from labspace.workspaces.states import State
 from labspace.workspaces.store import WorkspaceRecord
@@ -44,6 +44,8 @@ async def reconcile(manager: WorkspaceManager) -> ReconcileReport:
     observed: dict[int, list[ContainerInfo]] = {}
     orphans: list[ContainerInfo] = []
     for container in await runtime.list({LABEL_INSTANCE: settings.instance}):
+        if LABEL_APP in container.labels:
+            continue  # an instant app's: its pool keeps it (labspace.apps.pool)
         try:
             observed.setdefault(int(container.labels.get(LABEL_WORKSPACE_ID, "")), []).append(
                 container

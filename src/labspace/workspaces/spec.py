@@ -74,7 +74,7 @@ def container_name(instance: str, ws: WorkspaceIdentity) -> str:
     return f"labspace-{instance}-{ws.id}-{ws.owner}-{ws.name}"
 
 
-def _fill(text: str, values: dict[str, str]) -> str:
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
     # str.format_map would choke on other braces (JSON in an env value); replace known keys only.
     for key, value in values.items():
         text = text.replace("{" + key + "}", value)
@@ -106,7 +106,7 @@ def build_container_spec(
 ) -> ContainerSpec:
     """``shared``: the lab's and the owner's groups' folders (workspaces/sharedfolders.py)."""
     values = placeholder_values(ws, template)
-    env = {key: _fill(value, values) for key, value in template.env.items()}
+    env = {key: fill_placeholders(value, values) for key, value in template.env.items()}
     env.update(
         LABSPACE_USER=ws.owner,
         LABSPACE_UID=str(ws.uid),
@@ -128,7 +128,7 @@ def build_container_spec(
     return ContainerSpec(
         name=container_name(instance, ws),
         image=template.image,
-        command=[_fill(part, values) for part in template.app.command],
+        command=[fill_placeholders(part, values) for part in template.app.command],
         env=env,
         labels={
             LABEL_MOUNTS: mounts_digest(mounts, env.get("LABSPACE_GROUPS", "")),
@@ -158,7 +158,8 @@ def health_url(target: str, ws: WorkspaceIdentity, template: TemplateSpec) -> st
 
 
 def secret_header(ws: WorkspaceIdentity, template: TemplateSpec) -> tuple[str, str]:
-    return template.app.secret_header, _fill(template.app.secret_value, {"secret": ws.secret})
+    return template.app.secret_header, fill_placeholders(template.app.secret_value,
+                                                         {"secret": ws.secret})
 
 
 def instance_spec(template: TemplateSpec, image_id: str) -> dict[str, Any]:

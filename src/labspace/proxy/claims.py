@@ -1,0 +1,85 @@
+"""/apps/<app>/<slot>/...: an instant app's claimed container, for the browser that claimed it.
+
+``/apps/<app>`` itself (the link people open) is the hub's: it claims a container and sends
+the browser here with the claim cookie. Here the cookie is checked against the claim's
+record (its SHA-256), unless the app is shareable; a spare nobody claimed yet has no route at
+all. Like a workspace in path mode, the app's pages run on labspace's own address, so the
+same guards apply: no cross-origin writes or WebSockets, no service workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from labspace.origins import is_claim_slot
+from labspace.proxy import gate, pages
+from labspace.proxy.activity import claim_key
+from labspace.proxy.forward import UpstreamUnavailable
+from labspace.proxy.source import ClaimRoute, Route
+
+if TYPE_CHECKING:
+    from labspace.proxy.app import Proxy
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/apps/"
+CLAIM_COOKIE = "labspace-claim"  # web/claims.py sets it, path-scoped to the claim
+
+
+def split_claim_path(path: str) -> tuple[str, str, str] | None:
+    """'/apps/<app>/<slot><tail>' -> (app, slot, tail); None for any other shape (the hub's
+    /apps/<app> link, or nonsense)."""
+    rest = path[len(PREFIX):]
+    app, slash, after = rest.partition("/")
+    if not slash or not app:
+        return None
+    cut = min((i for i in (after.find("/"), after.find("?")) if i >= 0), default=len(after))
+    slot, tail = after[:cut], after[cut:]
+    return (app, slot, tail) if is_claim_slot(slot) else None
+
+
+def holds_claim(request: web.BaseRequest, claim: ClaimRoute) -> bool:
+    if claim.shareable:
+        return True
+    if not claim.claim_digest:
+        return False
+    return any(hmac.compare_digest(hashlib.sha256(value.encode()).hexdigest(),
+                                   claim.claim_digest)
+               for value in gate.cookie_values(request, CLAIM_COOKIE) if len(value) <= 200)
+
+
+async def serve_claim(proxy: Proxy, request: web.Request, path: str) -> web.StreamResponse:
+    parsed = split_claim_path(path)
+    if parsed is None:
+        return await proxy.to_hub(request, path)
+    app, slot, tail = parsed
+    websocket = gate.is_websocket(request)
+    try:
+        claim = await proxy.source.claim_route(app, slot)
+    except Exception:
+        log.exception("route source failed looking up claim %s/%s", app, slot)
+        return pages.source_down(request)
+    if claim is None or claim.target is None:
+        return pages.claim_ended(request, app)
+    if not holds_claim(request, claim):
+        return pages.claim_elsewhere(request, app)
+    refused = proxy.cross_origin_refusal(request, websocket)
+    if refused is not None:
+        return refused
+    if gate.is_service_worker_script(request):
+        return pages.no_service_worker(request)
+    route = Route(owner=app, workspace=slot, state="running", target=claim.target,
+                  secret_header=claim.secret_header, secret_value=claim.secret_value,
+                  strip_prefix=claim.strip_prefix)
+    try:
+        return await proxy.forward(request, route, path, tail, websocket,
+                                   activity=claim_key(slot))
+    except UpstreamUnavailable as exc:
+        proxy.source.forget_claim(app, slot)  # ended (its container removed), or crashed
+        log.info("claim %s/%s not answering: %s", app, slot, exc)
+        return pages.claim_ended(request, app)
