@@ -8,7 +8,7 @@
   page and runs no kernel.
 
 ``labspace app add --example notebook`` adds one; an app of one's own starts from a copy of
-these with another template (docs/admin.md, "Instant apps: the two examples").
+these with another template (docs/admin.md, "Instant apps", "The two examples").
 """
 
 from __future__ import annotations
