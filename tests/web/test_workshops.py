@@ -241,3 +241,27 @@ async def test_bad_workshops_are_refused_whole(
         assert answer.status_code == status, (body, answer.text)
     assert [u.name for u in await hub.users.list()] == ["ada", "clash-02"]  # none half-made
     assert (await api.get("/hub/api/workshops")).json() == []
+
+
+async def test_a_workshop_can_open_an_instant_app(
+        admin_api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    """`--app A`: the login link opens the app's link, where the pool hands each attendee a
+    running container (tests/apps); both a template and an app, or an unknown app, are
+    refused before any account is made."""
+    api, _ = admin_api
+    added = await api.post("/hub/api/apps", json={"name": "intro", "template": "notebook-app",
+                                                   "path": "lab/tree/welcome.ipynb"})
+    assert added.status_code == 201, added.text
+    body = await make(api, seats=2, app="intro")
+    assert body["app"] == "intro" and body["template"] is None
+    cards = (await api.get("/hub/api/workshops/genomics/cards")).json()
+    joined = await join(api, token_of(cards[0]["login_url"]))
+    assert joined.status_code == 303 and joined.headers["location"] == "/apps/intro"
+    both = await api.post("/hub/api/workshops", json={
+        "name": "both", "seats": 2, "expires": "2d", "template": "jupyterlab", "app": "intro"})
+    unknown = await api.post("/hub/api/workshops", json={
+        "name": "ghost", "seats": 2, "expires": "2d", "app": "nope"})
+    assert (both.status_code, unknown.status_code) == (400, 404)
+    assert "not both" in both.json()["error"] and "nope" in unknown.json()["error"]
+    users = {u["name"] for u in (await api.get("/hub/api/users?limit=500")).json()}
+    assert not any(name.startswith(("both-", "ghost-")) for name in users)

@@ -23,9 +23,10 @@ FORMATS = ("html", "pdf", "csv")
 
 def _summary(workshop: dict[str, Any]) -> str:
     state = "ended: accounts disabled" if workshop["expired"] else "open"
+    opens = (f"app {escape(workshop['app'])}" if workshop.get("app") else
+             f"workspace {escape(workshop['template'] or 'of their choice')}")
     return (f"[bold]{escape(workshop['name'])}[/]: {workshop['seats']} attendees, ends "
-            f"{workshop['expires_at']} ({state}), workspace "
-            f"{escape(workshop['template'] or 'of their choice')}")
+            f"{workshop['expires_at']} ({state}), {opens}")
 
 
 def _save(client: Client, name: str, kind: str, path: Path) -> Path:
@@ -46,6 +47,8 @@ def create(
                                          "day, UTC), an ISO time, or 8h, 3d, 2w from now.")],
     template: Annotated[str | None, typer.Option(help="The attendees' workspace: their login "
                                                  "link opens it, started.")] = None,
+    app_: Annotated[str | None, typer.Option("--app", help="Or the instant app their login "
+                                             "link opens (labspace app add).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the sheet (html, pdf) and the CSV "
                                              "into this folder (mode 0600).")] = None,
     url: UrlOption = None,
@@ -55,7 +58,8 @@ def create(
     with connect(url) as client:
         with console.status(f"creating {users} accounts…"):
             workshop = client.post("/workshops", {"name": name, "seats": users,
-                                                  "expires": expires, "template": template})
+                                                  "expires": expires, "template": template,
+                                                  "app": app_})
         saved = []
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

@@ -258,6 +258,7 @@ class Workshop(Base):
     # Who manages it besides admins: its creator, and the instructors an admin adds.
     instructors: Mapped[list[str]] = mapped_column(JSON, default=list)
     template: Mapped[str | None] = mapped_column(String(30))  # the attendees' workspace
+    app: Mapped[str | None] = mapped_column(String(30))  # or their instant app (labspace.apps)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when the expiry disabled the accounts (an extension clears it and enables them).
     expired: Mapped[bool] = mapped_column(default=False)

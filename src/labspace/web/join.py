@@ -77,6 +77,8 @@ async def join(request: Request, hub: HubDep,
 async def _landing(hub: Hub, user: User, workshop: WorkshopInfo) -> str:
     """The workshop's workspace, made and started on the first visit; else the home page.
     A failure to start is shown on the workspace's own page, never blocks the login."""
+    if workshop.app is not None:
+        return f"/apps/{workshop.app}"  # the pool hands them a running one, or queues them
     if workshop.template is None:
         return "/hub/"
     name = workshop.template

@@ -32,6 +32,8 @@ class WorkshopCreate(_Input):
     seats: int = Field(ge=1, le=MAX_SEATS, description="How many attendee accounts.")
     expires: str = Field(max_length=40, description="2026-12-01 (the end of that day, UTC), "
                          "an ISO time, or a time from now: 8h, 3d, 2w.")
+    app: str | None = Field(None, max_length=30, description="Or the instant app their "
+                            "login link opens (labspace app add).")
     template: str | None = Field(None, max_length=30, description="The attendees' workspace "
                                  "(one click on the login link opens it).")
 
@@ -49,6 +51,7 @@ class WorkshopPublic(BaseModel):
     created_by: str
     instructors: list[str]
     template: str | None
+    app: str | None = Field(None, description="The instant app their login link opens.")
     expires_at: datetime
     expired: bool = Field(description="Its accounts were disabled at its end.")
     seats: int
@@ -57,7 +60,7 @@ class WorkshopPublic(BaseModel):
     @classmethod
     def of(cls, info: WorkshopInfo) -> WorkshopPublic:
         return cls(name=info.name, created_by=info.created_by,
-                   instructors=list(info.instructors), template=info.template,
+                   instructors=list(info.instructors), template=info.template, app=info.app,
                    expires_at=info.expires_at, expired=info.expired, seats=info.seats,
                    created_at=info.created_at)
 
@@ -111,9 +114,11 @@ async def create_workshop(body: WorkshopCreate, caller: InstructorDep, hub: HubD
     if body.template is not None and not (await hub.templates.get(body.template)).workspaces:
         raise InvalidInput(f"template {body.template!r} is for instant apps only, not for "
                            "workspaces")
+    if body.app is not None:
+        await hub.apps.get(body.app)  # NotFound names the app
     info = await hub.workshops.create(body.name, seats=body.seats, by=caller.name,
                                       expires_at=parse_expiry(body.expires),
-                                      template=body.template)
+                                      template=body.template, app=body.app)
     await audit("workshop.create", actor=caller.name, target=info.name, seats=info.seats,
                 expires_at=info.expires_at.isoformat())
     return WorkshopPublic.of(info)

@@ -47,6 +47,7 @@ class WorkshopInfo:
     expired: bool
     seats: int
     created_at: datetime
+    app: str | None = None  # the instant app their link opens (instead of a workspace)
 
     def managed_by(self, name: str, *, is_admin: bool) -> bool:
         return is_admin or name == self.created_by or name in self.instructors
@@ -55,7 +56,7 @@ class WorkshopInfo:
 def _info(workshop: Workshop, seats: int) -> WorkshopInfo:
     return WorkshopInfo(workshop.name, workshop.created_by, tuple(workshop.instructors),
                         workshop.template, workshop.expires_at, workshop.expired, seats,
-                        workshop.created_at)
+                        workshop.created_at, workshop.app)
 
 
 def seat_names(name: str, count: int) -> list[str]:
@@ -81,8 +82,10 @@ class WorkshopService:
         self.sealer = sealer
 
     async def create(self, name: str, *, seats: int, expires_at: datetime, by: str,
-                     template: str | None = None) -> WorkshopInfo:
+                     template: str | None = None, app: str | None = None) -> WorkshopInfo:
         validate_name(name, kind="workshop name")
+        if template is not None and app is not None:
+            raise InvalidInput("a workshop opens a workspace (template) or an app, not both")
         if not 1 <= seats <= MAX_SEATS:
             raise InvalidInput(f"a workshop has 1 to {MAX_SEATS} seats")
         check_expiry(expires_at)
@@ -100,7 +103,8 @@ class WorkshopService:
         try:
             async with self.db.session() as session:
                 workshop = Workshop(name=name, created_by=by, instructors=[by],
-                                    template=template, expires_at=expires_at, expired=False)
+                                    template=template, app=app, expires_at=expires_at,
+                                    expired=False)
                 session.add(workshop)
                 await session.flush()
                 session.add_all(
