@@ -9,6 +9,7 @@ import typer
 
 from labspace import __version__
 from labspace.cli import (
+    apps,
     audit,
     config,
     images,
@@ -39,6 +40,8 @@ app.add_typer(users.app, name="user", help="Add, list, disable and enable accoun
 app.add_typer(workspaces.app, name="workspace", help="List, start, stop and delete workspaces.")
 app.add_typer(workshops.app, name="workshop", help="Workshop accounts: create, print the "
               "credential sheet, reset, extend, delete.")
+app.add_typer(apps.app, name="app", help="Instant apps: a link that gives each visitor a "
+              "fresh container. Add, list, show, drain, refresh, delete.")
 app.add_typer(templates.app, name="template", help="List, add and show workspace templates.")
 app.add_typer(images.app, name="image", help="Build workspace images.")
 app.add_typer(nodes.app, name="node", help="List the servers; drain or reactivate one.")
