@@ -108,6 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     from labspace.web import (
         api,
         apidocs,
+        apppages,
         apps,
         audit,
         claims,
@@ -141,6 +142,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(workshoppages.router)
     app.include_router(join.router)
     app.include_router(apps.router)
+    app.include_router(apppages.router)
     app.include_router(claims.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
