@@ -4,6 +4,7 @@ those they added."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -75,22 +76,26 @@ async def change_app(name: str, body: AppDefinition, caller: InstructorDep, hub:
     return await _public(hub, record)
 
 
+async def _act(name: str, caller: Caller, hub: Hub, audit: AuditDep, action: str,
+               do: Callable[[str], Awaitable[AppRecord]]) -> AppPublic:
+    await _managed(hub, caller, name)
+    record = await do(name)
+    await audit(f"app.{action}", actor=caller.name, target=name)
+    return await _public(hub, record)
+
+
 @router.post("/{name}/drain", response_model=AppPublic)
 async def drain_app(name: str, caller: InstructorDep, hub: HubDep,
                     audit: AuditDep) -> AppPublic:
-    await _managed(hub, caller, name)
-    record = await hub.apps.drain(name)
-    await audit("app.drain", actor=caller.name, target=name)
-    return await _public(hub, record)
+    """Stop handing out and remove the spares; claims run on until they end."""
+    return await _act(name, caller, hub, audit, "drain", hub.apps.drain)
 
 
 @router.post("/{name}/refresh", response_model=AppPublic)
 async def refresh_app(name: str, caller: InstructorDep, hub: HubDep,
                       audit: AuditDep) -> AppPublic:
-    await _managed(hub, caller, name)
-    record = await hub.apps.refresh(name)
-    await audit("app.refresh", actor=caller.name, target=name)
-    return await _public(hub, record)
+    """Replace the spares (after an image or template change); claims are left alone."""
+    return await _act(name, caller, hub, audit, "refresh", hub.apps.refresh)
 
 
 @router.delete("/{name}", status_code=204)
