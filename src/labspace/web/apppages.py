@@ -20,11 +20,11 @@ from pydantic import ValidationError
 
 from labspace.apps.model import ANYONE, USERS, AppDefinition, PoolSettings
 from labspace.errors import InvalidInput, LabspaceError
-from labspace.web.apps import _managed as managed_app
 from labspace.web.apps import add_app as api_add
 from labspace.web.apps import delete_app as api_delete
 from labspace.web.apps import drain_app as api_drain
 from labspace.web.apps import list_apps as api_list
+from labspace.web.apps import managed_app
 from labspace.web.apps import refresh_app as api_refresh
 from labspace.web.deps import Caller, HubDep
 from labspace.web.pages import NAME_HINT, render_page

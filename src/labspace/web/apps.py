@@ -39,7 +39,7 @@ async def _public(hub: Hub, record: AppRecord) -> AppPublic:
                      created_at=record.created_at, pool=status.as_dict())
 
 
-async def _managed(hub: Hub, caller: Caller, name: str) -> AppRecord:
+async def managed_app(hub: Hub, caller: Caller, name: str) -> AppRecord:
     record = await hub.apps.get(name)
     if not (caller.is_admin or record.created_by == caller.name):
         raise PermissionDenied(f"app {name!r} is managed by {record.created_by} and the "
@@ -70,7 +70,7 @@ async def change_app(name: str, body: AppDefinition, caller: InstructorDep, hub:
                      audit: AuditDep) -> AppPublic:
     if body.name != name:
         raise InvalidInput("an app's name cannot change: add a new app instead")
-    await _managed(hub, caller, name)
+    await managed_app(hub, caller, name)
     record = await hub.apps.update(body)
     await audit("app.change", actor=caller.name, target=name)
     return await _public(hub, record)
@@ -78,7 +78,7 @@ async def change_app(name: str, body: AppDefinition, caller: InstructorDep, hub:
 
 async def _act(name: str, caller: Caller, hub: Hub, audit: AuditDep, action: str,
                do: Callable[[str], Awaitable[AppRecord]]) -> AppPublic:
-    await _managed(hub, caller, name)
+    await managed_app(hub, caller, name)
     record = await do(name)
     await audit(f"app.{action}", actor=caller.name, target=name)
     return await _public(hub, record)
@@ -101,7 +101,7 @@ async def refresh_app(name: str, caller: InstructorDep, hub: HubDep,
 @router.delete("/{name}", status_code=204)
 async def delete_app(name: str, caller: InstructorDep, hub: HubDep,
                      audit: AuditDep) -> Response:
-    await _managed(hub, caller, name)
+    await managed_app(hub, caller, name)
     await hub.apps.delete(name)
     await audit("app.delete", actor=caller.name, target=name)
     return Response(status_code=204)
