@@ -55,3 +55,20 @@ def test_origins_keep_the_public_scheme_and_port() -> None:
     assert LOCAL.own_origin("Lab--Alice.apps.localhost:8000") == \
         "http://lab--alice.apps.localhost:8000"
     assert split_host("[::1]:8000") == "[::1]" and split_host("host:1") == "host"
+
+
+def test_claim_hosts_round_trip_and_are_no_workspace_or_share() -> None:
+    slot = "c0123456789abcdef"
+    host = ORIGINS.claim_host(slot)
+    assert host == "c0123456789abcdef.apps.lab.example.org"
+    assert ORIGINS.claim_of(host) == slot and ORIGINS.claim_of(host.upper() + ":443") == slot
+    assert ORIGINS.workspace_of(host) is None and ORIGINS.share_of(host) is None
+    assert LOCAL.claim_origin(slot) == "http://c0123456789abcdef.apps.localhost:8000"
+    for other in ("lab--alice.apps.lab.example.org", "8888-lab--alice.apps.lab.example.org",
+                  "c0123456789abcde.apps.lab.example.org", "C0123456789ABCDEF.evil.org",
+                  "x.c0123456789abcdef.apps.lab.example.org", "c0123456789abcdef.lab.example.org"):
+        assert ORIGINS.claim_of(other) is None, other
+    with pytest.raises(ValueError):
+        Origins("https://lab.example.org").claim_host(slot)
+    with pytest.raises(ValueError):
+        ORIGINS.claim_host("lab--alice")

@@ -19,7 +19,11 @@ so a shared app never shares an origin with the workspace or another port::
 A label starting with a digit is a shared port's (names start with a letter); the port is
 written without leading zeros, so each port has exactly one host. Such a label can pass 63
 characters when both names are long: that workspace's ports cannot be shared by link (the
-API says so), only forwarded. Other shapes are left for instant-app claims.
+API says so), only forwarded. An instant app's claim (labspace.apps) has a host of its own
+too, named by its slot ("c" and 16 hex digits: no ``--``, not a digit first), with the path
+its container was started under::
+
+    https://<slot>.<apps_domain>/apps/<app>/<slot>/...
 
 Stdlib only: the proxy imports it.
 """
@@ -33,6 +37,8 @@ SEPARATOR = "--"
 MAX_LABEL = 63  # DNS: the longest label, and what wildcard certificates and resolvers accept
 # Served by the proxy on every workspace host: turns the hub's ticket into a host cookie.
 AUTH_PATH = "/_labspace/auth"
+# Served by the proxy on every claim host: turns the hub's claim ticket into a host cookie.
+CLAIM_PATH = "/_labspace/claim"
 
 
 def is_claim_slot(text: str) -> bool:
@@ -91,6 +97,21 @@ class Origins:
 
     def share_origin(self, owner: str, workspace: str, port: int) -> str:
         return f"{self.scheme}://{self.share_host(owner, workspace, port)}{self._port_suffix}"
+
+    def claim_host(self, slot: str) -> str:
+        if not self.apps_domain:
+            raise ValueError("claim hosts need apps_domain")
+        if not is_claim_slot(slot):
+            raise ValueError(f"{slot!r} is not a claim's slot")
+        return f"{slot}.{self.apps_domain}"
+
+    def claim_origin(self, slot: str) -> str:
+        return f"{self.scheme}://{self.claim_host(slot)}{self._port_suffix}"
+
+    def claim_of(self, host: str) -> str | None:
+        """The slot whose claim host this is, or None for any other host."""
+        label = self._label(host)
+        return label if is_claim_slot(label) else None
 
     def is_app_host(self, host: str) -> bool:
         """True for any name under apps_domain (a Host header value, port allowed)."""

@@ -8,6 +8,7 @@
     <ws>--<owner>.<apps_domain>/user/<owner>/<ws>/...   a workspace on its own host (origin);
                                /_labspace/auth there turns the hub's ticket into a host cookie
     <port>-<ws>--<owner>.<apps_domain>/...   a port the owner shared (sharehost.py)
+    <slot>.<apps_domain>/apps/<app>/<slot>/...   an instant app's claim (claimhost.py)
 
 Who may open a workspace, and from which page, is decided in gate.py; see docs/architecture.md
 ("Origins") for why workspaces need an origin of their own.
@@ -32,7 +33,7 @@ from labspace.hubedge import PROXY_HEADER, proxy_proof
 from labspace.identity.credentials import MAX_TOKEN_LENGTH
 from labspace.identity.hostauth import HostSigner, app_cookie_name
 from labspace.origins import AUTH_PATH, Origins, split_host
-from labspace.proxy import claims, gate, pages, sharehost, tunnel
+from labspace.proxy import claimhost, claims, gate, pages, sharehost, tunnel
 from labspace.proxy.activity import ActivityTracker, FrameStamp, workspace_key
 from labspace.proxy.adminopens import AdminOpens, AuditSink
 from labspace.proxy.apphost import AppHosts
@@ -300,6 +301,8 @@ class Proxy:
     async def app_host(self, request: web.Request, path: str) -> web.StreamResponse:
         """Everything on a workspace's own host (apps_domain)."""
         request[pages.HUB_ORIGIN] = self.origins.hub_origin
+        if (slot := self.origins.claim_of(request.host)) is not None:
+            return await claimhost.serve(self, request, slot)
         shared = self.origins.share_of(request.host)
         if shared is not None:
             return await sharehost.serve(self, request, *shared)

@@ -5,6 +5,9 @@ the browser here with the claim cookie. Here the cookie is checked against the c
 record (its SHA-256), unless the app is shareable; a spare nobody claimed yet has no route at
 all. Like a workspace in path mode, the app's pages run on labspace's own address, so the
 same guards apply: no cross-origin writes or WebSockets, no service workers.
+
+With ``apps_domain`` (host mode), a claim is served on its own host instead (claimhost.py),
+and a browser that comes here is sent there: the app's pages never run on the hub's origin.
 """
 
 from __future__ import annotations
@@ -54,11 +57,28 @@ def holds_claim(request: web.BaseRequest, claim: ClaimRoute) -> bool:
 
 
 async def serve_claim(proxy: Proxy, request: web.Request, path: str) -> web.StreamResponse:
+    """/apps/<app>/<slot>/... on labspace's own address."""
     parsed = split_claim_path(path)
     if parsed is None:
         return await proxy.to_hub(request, path)
     app, slot, tail = parsed
-    websocket = gate.is_websocket(request)
+    if proxy.origins.apps_domain:
+        # Host mode: an app's pages never run on the hub's origin; the claim's own host
+        # serves them (claimhost.py), to the browser holding that host's cookie.
+        if request.method in ("GET", "HEAD") and not gate.is_websocket(request):
+            return pages.see_other(proxy.origins.claim_origin(slot) + path)
+        return pages.cross_origin(request, "instant apps are served on their own host")
+    claim = await lookup(proxy, request, app, slot)
+    if not isinstance(claim, ClaimRoute):
+        return claim
+    if not holds_claim(request, claim):
+        return pages.claim_elsewhere(request, app)
+    return await forward_claim(proxy, request, claim, path, tail, own_host=False)
+
+
+async def lookup(proxy: Proxy, request: web.Request, app: str,
+                 slot: str) -> ClaimRoute | web.Response:
+    """The claim's route when it is claimed and started, else the page saying why not."""
     try:
         claim = await proxy.source.claim_route(app, slot)
     except Exception:
@@ -66,13 +86,20 @@ async def serve_claim(proxy: Proxy, request: web.Request, path: str) -> web.Stre
         return pages.source_down(request)
     if claim is None or claim.target is None:
         return pages.claim_ended(request, app)
-    if not holds_claim(request, claim):
-        return pages.claim_elsewhere(request, app)
+    return claim
+
+
+async def forward_claim(proxy: Proxy, request: web.Request, claim: ClaimRoute, path: str,
+                        tail: str, *, own_host: bool) -> web.StreamResponse:
+    """Forward to a claim its browser was let in to. ``own_host`` False: on labspace's own
+    origin (path mode), where the app may not register service workers either."""
+    websocket = gate.is_websocket(request)
     refused = proxy.cross_origin_refusal(request, websocket)
     if refused is not None:
         return refused
-    if gate.is_service_worker_script(request):
+    if not own_host and gate.is_service_worker_script(request):
         return pages.no_service_worker(request)
+    app, slot = claim.app, claim.slot
     route = Route(owner=app, workspace=slot, state="running", target=claim.target,
                   secret_header=claim.secret_header, secret_value=claim.secret_value,
                   strip_prefix=claim.strip_prefix)

@@ -108,7 +108,7 @@ def claim_ended(request: web.BaseRequest, app: str) -> web.Response:
     """An instant app's session that ended (idle, too old) or never was."""
     if not wants_html(request):
         return json_error(404, "this session has ended")
-    link = "/apps/" + quote(app)
+    link = _hub(request) + "/apps/" + quote(app)  # on a claim host: the hub's link
     body = ("<p>This session has ended: sessions end when they are left idle or grow old, "
             "and each gets a fresh container.</p>"
             f'<p><a class="button primary" href="{escape(link)}">Start a new one</a></p>')
@@ -119,11 +119,22 @@ def claim_elsewhere(request: web.BaseRequest, app: str) -> web.Response:
     """A claim's address opened without its cookie: a copied link, another browser."""
     if not wants_html(request):
         return json_error(403, "this session belongs to another browser")
-    link = "/apps/" + quote(app)
+    link = _hub(request) + "/apps/" + quote(app)  # on a claim host: the hub's link
     body = ("<p>This session belongs to the browser that started it; a copied link does "
             "not open it elsewhere.</p>"
             f'<p><a class="button primary" href="{escape(link)}">Start your own</a></p>')
     return html_page(403, "Another browser's session", body, hub=_hub(request))
+
+
+def claim_link_refused(request: web.BaseRequest, app: str | None) -> web.Response:
+    """A claim host's ticket that is forged, expired, used already or for an older token."""
+    if not wants_html(request):
+        return json_error(403, "this link expired or was used already; open the app's link "
+                          "again")
+    link = _hub(request) + ("/apps/" + quote(app) if app else "/hub/")
+    body = ("<p>This link to the app expired or was used already.</p>"
+            f'<p><a class="button primary" href="{escape(link)}">Open the app again</a></p>')
+    return html_page(403, "Link expired", body, hub=_hub(request))
 
 
 def hub_down(request: web.BaseRequest) -> web.Response:

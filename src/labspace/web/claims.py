@@ -7,23 +7,33 @@ claims (one per app by default: the link again returns to it) and binds its queu
 browser that keeps no cookies cannot claim at all, and a client that throws them away meets
 the per-address rate (apps/ratelimit.py). Nothing here answers 429 to a class that is
 merely many: an empty pool queues, a full one says "at capacity".
+
+With ``apps_domain`` (host mode), a claim is served on a host of its own
+(``<slot>.<apps_domain>``, labspace.origins), so that an app's pages never run on the hub's
+origin: instead of the claim URL and its cookie, the browser gets the claim host's
+``/_labspace/claim`` with a one-time ticket naming the claim's digest, and the proxy there
+sets the claim's cookie for that host alone (labspace.proxy.claimhost). The waiting and
+capacity pages stay on the hub's address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from labspace.apps.model import USERS
-from labspace.apps.pool import AtCapacity, Claimed, NotHandingOut, Waiting
+from labspace.apps.pool import AtCapacity, Claimed, NotHandingOut, Waiting, claim_digest
 from labspace.apps.spec import base_url
 from labspace.errors import LabspaceError, TooManyAttempts
 from labspace.hub import Hub
+from labspace.identity.hostauth import HostSigner
+from labspace.origins import CLAIM_PATH, Origins
 from labspace.web.app import error_response, templates
 from labspace.web.deps import Caller, HubDep, optional_caller
 from labspace.web.recorder import client_address
@@ -41,9 +51,23 @@ def _browser(request: Request) -> str | None:
     return hashlib.sha256(value.encode()).hexdigest() if 16 <= len(value) <= 64 else None
 
 
-def _claimed(hub: Hub, claimed: Claimed, response: Response) -> Response:
-    response.set_cookie(CLAIM_COOKIE, claimed.token, path=base_url(claimed.app, claimed.slot),
-                        httponly=True, samesite="lax", secure=hub.settings.secure_cookies)
+def _claimed(request: Request, hub: Hub, claimed: Claimed,
+             answer: Callable[[str], Response]) -> Response:
+    """``answer``, given where the browser goes, with what lets it into its claim: in path
+    mode the claim's cookie; in host mode a ticket for the claim's own host."""
+    origins: Origins = request.app.state.origins
+    if origins.apps_domain:
+        signer: HostSigner = request.app.state.host_signer
+        host = origins.claim_host(claimed.slot)
+        ticket = signer.claim_ticket(host, claimed.app, claim_digest(claimed.token))
+        query = urlencode({"ticket": ticket, "next": claimed.url})
+        response = answer(f"{origins.claim_origin(claimed.slot)}{CLAIM_PATH}?{query}")
+        response.headers["Referrer-Policy"] = "no-referrer"
+    else:
+        response = answer(claimed.url)
+        response.set_cookie(CLAIM_COOKIE, claimed.token,
+                            path=base_url(claimed.app, claimed.slot), httponly=True,
+                            samesite="lax", secure=hub.settings.secure_cookies)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -91,7 +115,7 @@ async def open_app(name: str, request: Request, hub: HubDep,
     except (AtCapacity, NotHandingOut) as error:
         return _page(request, "app-unavailable.html", 503, app=app, message=error.message)
     if isinstance(result, Claimed):
-        return _claimed(hub, result, RedirectResponse(result.url, 303))
+        return _claimed(request, hub, result, lambda url: RedirectResponse(url, 303))
     return _page(request, "app-wait.html", 200, app=app, ticket=result.ticket,
                  position=result.position)
 
@@ -109,4 +133,5 @@ async def queue_place(name: str, ticket: str, request: Request, hub: HubDep) -> 
     if isinstance(result, Waiting):
         return JSONResponse({"state": "waiting", "position": result.position},
                             headers={"Cache-Control": "no-store"})
-    return _claimed(hub, result, JSONResponse({"state": "ready", "url": result.url}))
+    return _claimed(request, hub, result,
+                    lambda url: JSONResponse({"state": "ready", "url": url}))
