@@ -55,7 +55,10 @@ async def click(url: str, app: str) -> float:
             async for _ in page.aiter_raw():
                 break  # the first byte
             elapsed = time.perf_counter() - began
-        assert page.status_code == 200, page.status_code
+        if page.status_code != 200:
+            await page.aread()
+            where = answer.headers["location"]
+            raise AssertionError(f"{page.status_code} at {where}: {page.text[:300]}")
         return elapsed
 
 

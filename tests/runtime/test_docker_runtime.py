@@ -378,6 +378,20 @@ async def test_existing_network_with_icc_is_refused(docker_runtime: DockerRuntim
         await network.delete()
 
 
+async def test_concurrent_ensures_make_one_network(docker_runtime: DockerRuntime):
+    """The workspace manager and the app pools ensure the network at the same moments (a
+    pool starting ten spares): Docker would make ten networks of one name, and every start
+    after that fails as "ambiguous"."""
+    name = f"labspace-test-race-{uuid.uuid4().hex[:8]}"
+    try:
+        await asyncio.gather(*(docker_runtime.ensure_network(name) for _ in range(8)))
+        found = await docker_runtime.docker.networks.list(filters={"name": [name]})
+        assert [n["Name"] for n in found] == [name]
+    finally:
+        for network in await docker_runtime.docker.networks.list(filters={"name": [name]}):
+            await (await docker_runtime.docker.networks.get(network["Id"])).delete()
+
+
 def test_stats_arithmetic_cgroup_v1_and_v2():
     v1 = {
         "cpu_stats": {

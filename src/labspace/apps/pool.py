@@ -124,6 +124,7 @@ class AppPools:
         self._wake = asyncio.Event()
         self._http: aiohttp.ClientSession | None = None
         self._network_done = False
+        self._network_lock = asyncio.Lock()
         self._rebuilt = False
 
     # ------------------------------------------------------------------ life
@@ -460,10 +461,11 @@ class AppPools:
             delay = min(delay * 1.5, 0.25)
 
     async def _ensure_network(self) -> None:
-        if not self._network_done:
-            host_ports = [self.settings.public_port] if self.settings.isolate_host else None
-            await self.runtime.ensure_network(self.settings.docker_network, host_ports)
-            self._network_done = True
+        async with self._network_lock:  # concurrent starts: one check, not one each
+            if not self._network_done:
+                host_ports = [self.settings.public_port] if self.settings.isolate_host else None
+                await self.runtime.ensure_network(self.settings.docker_network, host_ports)
+                self._network_done = True
 
     def _spawn(self, work: Coroutine[Any, Any, Any], name: str = "remove") -> None:
         task = asyncio.create_task(work, name=name)

@@ -243,6 +243,10 @@ class DockerRuntime:
         if url and url.startswith("unix://"):
             sockets.append(url[len("unix://") :])
         self._sockets = tuple(sockets)
+        # Docker does not keep network names unique: two creations at once make two networks
+        # of one name, and every later start fails as "ambiguous". The workspace manager and
+        # the app pools both ensure the network, so this runtime does it one at a time.
+        self._networks = asyncio.Lock()
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -466,7 +470,8 @@ class DockerRuntime:
         """Create the workspaces' bridge network unless it exists; containers on it cannot
         reach one another (inter-container communication disabled). With ``host_ports``,
         they cannot reach the host either, except on those ports (see hostfirewall)."""
-        existing = await ensure_bridge(self.docker, name, {NETWORK_LABEL: name})
+        async with self._networks:
+            existing = await ensure_bridge(self.docker, name, {NETWORK_LABEL: name})
         options = existing.get("Options") or {}
         if options.get("com.docker.network.bridge.enable_icc") != "false":
             # Refuse rather than silently let workspaces reach one another.
