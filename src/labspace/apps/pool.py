@@ -360,7 +360,8 @@ class AppPools:
         """Remove the container and forget it; a claim that ends is counted as culled."""
         pool.claimed.pop(slot.slot, None)
         pool.ended[reason] += 1
-        log.info("app %s: %s %s ended (%s)", pool.definition.name, slot.state, slot.slot, reason)
+        (log.warning if reason == "exited" else log.info)(
+            "app %s: %s %s ended (%s)", pool.definition.name, slot.state, slot.slot, reason)
         culled = slot.state == "claimed"
         self._spawn(self._remove(pool, slot, culled))
 

@@ -112,7 +112,13 @@ class SQLiteQueries:
         if self._connection is None:
             self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                                check_same_thread=False, timeout=10)
-        row: tuple[Any, ...] | None = self._connection.execute(sql, args).fetchone()
+        cursor = self._connection.execute(sql, args)
+        try:
+            row: tuple[Any, ...] | None = cursor.fetchone()
+        finally:
+            # A SELECT left unfinished keeps its WAL snapshot: this connection would go on
+            # reading the database as it was (a claim just made would not be there yet).
+            cursor.close()
         return row
 
     async def one(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
