@@ -225,3 +225,29 @@ async def test_delete_ends_everything(world) -> None:  # type: ignore[no-untyped
     await service.delete("intro")
     await until(lambda: running(runtime) == 0)
     assert await service.store.containers() == []
+
+
+async def test_a_deleted_apps_late_writes_never_touch_the_next_apps_rows(tmp_path: Path) -> None:
+    """SQLite gives a deleted row's id to the next insert: the removals of a deleted app's
+    containers, finishing late, once deleted a new app's claim (the proxy then said "Session
+    ended"; found by bench/claims.py). Rows are now found by their slot too."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'labspace.db'}")
+    await db.migrate()
+    store = AppStore(db)
+    try:
+        old_app = await store.add(app("old"), by="admin")
+        old = await store.new_container(old_app.id, "c" + "1" * 16, "s", 1, {})
+        await store.delete("old")
+        new_app = await store.add(app("new"), by="admin")
+        new = await store.new_container(new_app.id, "c" + "2" * 16, "s", 1, {})
+        assert (new_app.id, new.id) == (old_app.id, old.id)  # the premise: ids reused
+        await store.ready(new)
+        await store.claimed(new, claim_digest="d", browser="b", address="a")
+        await store.ready(old)  # late writes about the forgotten container
+        await store.forget([old])
+        await store.count_culled(old_app)
+        [row] = await store.containers()
+        assert (row.slot, row.state) == (new.slot, "claimed")
+        assert (await store.get("new")).culled_total == 0
+    finally:
+        await db.close()

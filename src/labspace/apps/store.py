@@ -116,10 +116,10 @@ class AppStore:
             await session.execute(delete(AppContainer).where(AppContainer.app_id == row.id))
             await session.delete(row)
 
-    async def count_culled(self, app_id: int) -> None:
-        async with self.db.session() as session:
-            await session.execute(update(App).where(App.id == app_id).values(
-                culled_total=App.culled_total + 1))
+    async def count_culled(self, app: AppRecord) -> None:
+        async with self.db.session() as session:  # by name too: SQLite reuses a deleted id
+            await session.execute(update(App).where(App.id == app.id, App.name == app.name)
+                                  .values(culled_total=App.culled_total + 1))
 
     @staticmethod
     async def _row(session: Any, name: str) -> App:
@@ -146,11 +146,11 @@ class AppStore:
 
     async def started(self, record: SlotRecord, container_id: str, target: str) -> None:
         record.container_id, record.target = container_id, target
-        await self._set(record.id, container_id=container_id, target=target)
+        await self._set(record, container_id=container_id, target=target)
 
     async def ready(self, record: SlotRecord) -> None:
         record.state, record.ready_at = READY, datetime.now(UTC)
-        await self._set(record.id, state=READY, ready_at=record.ready_at)
+        await self._set(record, state=READY, ready_at=record.ready_at)
 
     async def claimed(self, record: SlotRecord, *, claim_digest: str, browser: str,
                       address: str) -> None:
@@ -158,7 +158,8 @@ class AppStore:
         a restarted hub never hands it out again."""
         record.state, record.claimed_at, record.browser = CLAIMED, datetime.now(UTC), browser
         async with self.db.session() as session:
-            await session.execute(update(AppContainer).where(AppContainer.id == record.id).values(
+            await session.execute(update(AppContainer).where(
+                AppContainer.id == record.id, AppContainer.slot == record.slot).values(
                 state=CLAIMED, claimed_at=record.claimed_at, claim_digest=claim_digest,
                 browser=browser, address=address[:100]))
             await session.execute(update(App).where(App.id == record.app_id).values(
@@ -167,18 +168,22 @@ class AppStore:
     async def unclaimed(self, record: SlotRecord) -> None:
         """Undo a claim whose recording failed half-way (it is a spare again)."""
         record.state, record.claimed_at, record.browser = READY, None, None
-        await self._set(record.id, state=READY, claimed_at=None, claim_digest=None,
+        await self._set(record, state=READY, claimed_at=None, claim_digest=None,
                         browser=None)
 
     async def rotate_claim(self, record: SlotRecord, claim_digest: str) -> None:
-        await self._set(record.id, claim_digest=claim_digest)
+        await self._set(record, claim_digest=claim_digest)
 
-    async def forget(self, record_ids: builtins.list[int]) -> None:
-        if record_ids:
+    async def forget(self, records: builtins.list[SlotRecord]) -> None:
+        if records:
             async with self.db.session() as session:
-                await session.execute(delete(AppContainer).where(AppContainer.id.in_(record_ids)))
+                await session.execute(delete(AppContainer).where(
+                    AppContainer.slot.in_([record.slot for record in records])))
 
-    async def _set(self, record_id: int, **values: Any) -> None:
+    async def _set(self, record: SlotRecord, **values: Any) -> None:
+        """Rows are found by id *and* slot: SQLite gives a deleted row's id to the next
+        insert, so a late write about a container already forgotten (an app deleted while its
+        removals ran) would otherwise land on another app's claim. Slots are never reused."""
         async with self.db.session() as session:
-            await session.execute(update(AppContainer).where(AppContainer.id == record_id)
-                                  .values(**values))
+            await session.execute(update(AppContainer).where(
+                AppContainer.id == record.id, AppContainer.slot == record.slot).values(**values))
