@@ -183,6 +183,11 @@ class Settings(BaseSettings):
         2.0, gt=0, le=60,
         description="Seconds between the pools' rounds: culling idle or old claims, "
         "replacing old spares (claims themselves replenish at once).")
+    app_replenish_quiet: float = Field(
+        1.0, ge=0, le=30,
+        description="Seconds without a claim before the spares a rush took are replaced "
+        "(at most 5 times this after the rush began; at once when no spare is left): their "
+        "starts would slow the rush's claims. 0: replace at once.")
     app_claim_burst: int = Field(
         200, ge=1, le=100_000,
         description="Claims one client address may make at once before app_claim_rate "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,11 @@ PROXY_HEADER = "X-Labspace-Proxy"
 KiB = 1024
 MiB = 1024 * KiB
 MAX_HUB_BODY = 2 * MiB  # template JSON, the hub's biggest body; forms are far smaller
+# The hub speaks plain HTTP to the proxy's control socket (a Unix socket): no TLS. Given no
+# SSL context, httpx builds one per client and loads the system's CA certificates into it,
+# ~40 ms of the event loop's CPU each time (the pools asked the proxy for its activity after
+# every claim); this one is never used and costs nothing to pass.
+CONTROL_SOCKET_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def proxy_proof(signing_key: Callable[[], str]) -> str:

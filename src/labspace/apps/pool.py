@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # The proxy's record of use ("claim:<slot>" keys): workspaces/activity.py's ProxyActivity.
 Activity = Callable[[], Awaitable[ActivitySnapshot]]
 CHECK_CONTAINERS_EVERY = 10  # pool rounds between looks at the engine for exited containers
+RUSH_DEFERS_AT_MOST = 5  # a long rush: replacements start after 5 x app_replenish_quiet
 
 
 class AtCapacity(LabspaceError):
@@ -86,6 +87,8 @@ class Pool:
     ended: Counter[str] = field(default_factory=Counter)  # why containers went, since start
     failures: int = 0  # consecutive failed starts: they back off
     retry_at: float = 0.0
+    rush_began: float = 0.0  # monotonic: the first claim of the claims now coming in
+    last_claim: float = 0.0
 
     @property
     def definition(self) -> AppDefinition:
@@ -169,14 +172,14 @@ class AppPools:
         self._pools = {record.name: Pool(record) for record in records.values()}
         found = {info.labels.get(LABEL_SLOT, ""): info for info in await self.runtime.list(
             {LABEL_INSTANCE: self.settings.instance}) if LABEL_APP in info.labels}
-        doomed: list[int] = []
+        doomed: list[SlotRecord] = []
         for row in sorted(await self.store.containers(),
                           key=lambda r: (r.ready_at or r.created_at).timestamp()):
             info = found.pop(row.slot, None)
             app = records.get(row.app_id)
             pool = self._pools.get(app.name) if app else None
             if pool is None or info is None or not info.running or row.state == "starting":
-                doomed.append(row.id)
+                doomed.append(row)
                 if info is not None:
                     self._remove_later(info.id)
             elif row.state == "ready":
@@ -218,7 +221,7 @@ class AppPools:
             slot = pool.ready.popleft()  # the one step that decides: no await before it
             token = await self._record_claim(pool, slot, browser, address)
             pool.latency.observe(time.perf_counter() - began)
-            self._wake.set()  # replenish now, not at the next round
+            self._claimed_now(pool)
             return Claimed(name, slot.slot, token, self._url(pool, slot.slot))
         ticket = pool.queue.join(browser, address, user)
         self._replenish(pool)
@@ -345,8 +348,25 @@ class AppPools:
                 self._end(pool, ticket.slot, "never opened")
         self._replenish(pool)
 
+    def _claimed_now(self, pool: Pool) -> None:
+        now, quiet = time.monotonic(), self.settings.app_replenish_quiet
+        if now - pool.last_claim > quiet:
+            pool.rush_began = now
+        pool.last_claim = now
+        if not pool.ready or quiet == 0:
+            self._wake.set()  # nothing left to hand out: replace now
+        else:
+            asyncio.get_running_loop().call_later(quiet, self._wake.set)
+
+    def _rush_on(self, pool: Pool) -> bool:
+        """Claims are coming in and spares are left for them: their replacements wait, so
+        their starts (seconds of CPU each) do not slow the claims of the rush."""
+        now, quiet = time.monotonic(), self.settings.app_replenish_quiet
+        return bool(pool.ready) and not len(pool.queue) and (
+            now - pool.last_claim < quiet and now - pool.rush_began < RUSH_DEFERS_AT_MOST * quiet)
+
     def _replenish(self, pool: Pool) -> None:
-        if pool.record.draining or time.monotonic() < pool.retry_at:
+        if pool.record.draining or time.monotonic() < pool.retry_at or self._rush_on(pool):
             return
         settings = pool.definition.pool
         have = len(pool.ready) + len(pool.starting)
@@ -369,9 +389,9 @@ class AppPools:
         if slot.container_id:
             with contextlib.suppress(LabspaceError):
                 await self.runtime.remove(slot.container_id)
-        await self.store.forget([slot.id])
+        await self.store.forget([slot])
         if culled:
-            await self.store.count_culled(pool.record.id)
+            await self.store.count_culled(pool.record)
 
     async def _drop_exited(self) -> None:
         """Claims and spares whose container exited or vanished (a crash, an OOM kill)."""

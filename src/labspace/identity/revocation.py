@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from labspace.hubedge import CONTROL_SOCKET_TLS
+
 log = logging.getLogger(__name__)
 
 TIMEOUT = 2.0
@@ -42,7 +44,8 @@ class ProxyNotifier:
         if not self.socket_path.exists():
             log.debug("no proxy control socket at %s; nothing to close", self.socket_path)
             return
-        transport = httpx.AsyncHTTPTransport(uds=str(self.socket_path))
+        transport = httpx.AsyncHTTPTransport(uds=str(self.socket_path),
+                                              verify=CONTROL_SOCKET_TLS)
         try:
             async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
                 response = await client.post("http://proxy" + path, json=body)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import httpx
 
+from labspace.hubedge import CONTROL_SOCKET_TLS
 from labspace.proxy.activity import workspace_key
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class ProxyActivity:
     async def fetch(self) -> ActivitySnapshot:
         if not self.socket_path.exists():
             return ActivitySnapshot()
-        transport = httpx.AsyncHTTPTransport(uds=str(self.socket_path))
+        transport = httpx.AsyncHTTPTransport(uds=str(self.socket_path),
+                                              verify=CONTROL_SOCKET_TLS)
         try:
             async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
                 response = await client.get("http://proxy/activity")
