@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The newest migration; tests/state checks it matches the migrations directory.
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

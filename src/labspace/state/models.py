@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -348,3 +349,22 @@ class AppContainer(Base):
     claim_digest: Mapped[str | None] = mapped_column(String(64))
     browser: Mapped[str | None] = mapped_column(String(64), index=True)
     address: Mapped[str] = mapped_column(String(100), default="")
+
+
+class Quota(Base):
+    """The most a user, or a group's members together, may hold at once: CPUs, memory, GPUs,
+    running workspaces (None: no limit). ``scope`` is "user" or "group"; ``name`` the user's
+    or group's name."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("scope", "name", name="uq_quotas_scope_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(64))
+    cpus: Mapped[float | None] = mapped_column(Float)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    gpus: Mapped[int | None] = mapped_column(Integer)
+    running: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from labspace.names import NAME_PATTERN
 from labspace.proxy.fields import valid_field_value, valid_secret_name
@@ -76,6 +76,18 @@ class LimitSpec(_Strict):
     cpus: float | None = Field(None, gt=0, description="CPU cores (may be fractional).")
     memory: str | None = Field(None, description="Memory, e.g. 2g or 512m.")
     pids: int | None = Field(None, gt=0, description="Maximum number of processes.")
+    gpus: int | None = Field(
+        None, ge=0, le=64,
+        description="Whole GPUs, each never given to two workspaces at once (0: none).")
+    shared_gpu: bool | None = Field(
+        None, description="A time-sliced share of one GPU that several workspaces use at "
+        "once, instead of whole GPUs.")
+
+    @model_validator(mode="after")
+    def _one_kind_of_gpu(self) -> LimitSpec:
+        if self.gpus and self.shared_gpu:
+            raise ValueError("ask for whole GPUs (gpus) or a shared GPU (shared_gpu), not both")
+        return self
 
     @field_validator("memory")
     @classmethod
