@@ -84,6 +84,50 @@ async def burst(url: str, app: str, n: int) -> list[tuple[float, float, int]]:
                                        RUN_LIMIT))
 
 
+async def rush(url: str, app: str, n: int, over: float) -> list[tuple[float, float, int]]:
+    """``n`` clicks arriving evenly over ``over`` seconds; each figure counts from the
+    rush's start, so the largest is when the last student has a working app."""
+    began = time.perf_counter()
+
+    async def one(i: int) -> tuple[float, float, int]:
+        await asyncio.sleep(i * over / n)
+        offset = time.perf_counter() - began
+        claimed, page, status = await click(url, app)
+        return offset + claimed, offset + page, status
+
+    return list(await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), RUN_LIMIT))
+
+
+def class_rush(stack: Stack, admin: httpx.Client, n: int, spares: int, over: float) -> None:
+    """Issue 10's class rush: ``n`` students within ``over`` seconds, ``spares`` ready."""
+    app = f"rush{uuid.uuid4().hex[:5]}"
+    admin.post("/hub/api/apps", json={"name": app, "template": "jupyterlab", "path": "lab",
+                                      "pool": {"spares": spares, "max_claimed": n}}
+               ).raise_for_status()
+    took = wait_ready(admin, app, spares)
+    print(f"replenish: {spares} spares from none to ready in {took:.1f} s "
+          f"({60 * spares / took:.0f} a minute)", flush=True)
+    settle()
+    clicks = asyncio.run(rush(stack.url, app, n, over))
+    served = sum(1 for c in clicks if c[2] == 200)
+    print(f"class rush: {n} students over {over:.0f} s, {spares} spares ready: {served} served, "
+          f"{n - served} errors; the last has a working app {max(c[1] for c in clicks):.1f} s "
+          f"after the first click", flush=True)
+    show_failures(stack, clicks)
+    admin.delete(f"/hub/api/apps/{app}").raise_for_status()
+
+
+def spares_cost(count: int) -> None:
+    """What ``count`` idle spares cost this machine: its CPU while they wait, and the memory
+    their containers hold (the docker cgroups' own figure)."""
+    cpu = psutil.cpu_percent(interval=5.0)
+    memory = sum(int(path.read_text()) for path in
+                 Path("/sys/fs/cgroup/memory/docker").glob("*/memory.usage_in_bytes"))
+    print(f"    {count} idle spares: the machine's CPU {cpu:.0f}% (of {psutil.cpu_count()} "
+          f"cores), containers' memory {memory / 2**20:.0f} MiB "
+          f"({memory / 2**20 / count:.0f} MiB a spare)", flush=True)
+
+
 def settle(limit: float = 60.0) -> None:
     """Until the machine is quiet (spares that just answered go on loading for a while):
     in a class, the spares are started well before the students click."""
@@ -144,6 +188,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 10, 50])
     parser.add_argument("--empty", type=int, nargs="*", default=[1, 10])
+    parser.add_argument("--rush", type=int, default=60, help="students in the class rush "
+                        "(0: none)")
+    parser.add_argument("--rush-spares", type=int, default=20)
+    parser.add_argument("--rush-over", type=float, default=5.0, help="seconds")
     args = parser.parse_args()
     stack = Stack(Path(tempfile.mkdtemp(prefix="labspace-bench-claims-")),
                   extra_env={"LABSPACE_APP_STARTS_AT_ONCE": "4"})
@@ -158,6 +206,8 @@ def main() -> None:
                            ).raise_for_status()
                 print(f"{n} spares ready in {wait_ready(admin, app, n):.1f} s", flush=True)
                 settle()
+                if n == max(args.concurrency):
+                    spares_cost(n)
                 clicks = measured_burst(stack, app, n)
                 report(f"{n} at once, pool of {n}", clicks)
                 show_failures(stack, clicks)
@@ -172,6 +222,9 @@ def main() -> None:
                 report(f"{n} at once, empty pool (cold)", clicks)
                 show_failures(stack, clicks)
                 admin.delete(f"/hub/api/apps/{app}").raise_for_status()
+            if args.rush > 0:
+                class_rush(stack, admin, min(args.rush, 400), min(args.rush_spares, 100),
+                           max(0.0, min(args.rush_over, 60.0)))
     finally:
         stack.close()
 
