@@ -59,6 +59,12 @@ class ContainerSpec:
     # Node labels a node must carry to run it ({"gpu": "true"}); a single engine has no nodes
     # to choose from and ignores them.
     node_labels: dict[str, str] = field(default_factory=dict)
+    # Host device nodes handed in at the same path, read-write-mknod (a GPU's /dev/nvidia0
+    # and the driver's control nodes: labspace.gpus). Swarm services cannot take devices.
+    devices: list[str] = field(default_factory=list)
+    # A cluster's generic resources to reserve ({"NVIDIA-GPU": 1}): the scheduler places the
+    # task on a node advertising them; a single engine has none and refuses such a spec.
+    generic_resources: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
