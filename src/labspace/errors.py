@@ -6,6 +6,7 @@
     ├── PermissionDenied          authenticated but not allowed (HTTP 403)
     ├── NotFound                  no such user, template, workspace (HTTP 404)
     ├── Conflict                  exists already, or wrong state for the operation (HTTP 409)
+    │   └── QuotaExceeded         a start would pass a user's or group's quota (HTTP 409)
     ├── TooManyAttempts           too many failed logins; retry later (HTTP 429)
     └── RuntimeFailure            the container engine failed (HTTP 502)
         └── StartFailed           a workspace did not become healthy; carries its last log lines
@@ -55,6 +56,17 @@ class NotFound(LabspaceError):
 class Conflict(LabspaceError):
     http_status = 409
     exit_code = 5
+
+
+class QuotaExceeded(Conflict):
+    """A start would pass a quota: refused before anything is made. ``quota`` is its
+    (scope, name) and ``resource`` what it would pass (cpus, memory, gpus, running), for
+    logs and metrics; the message is for the person."""
+
+    def __init__(self, message: str, *, quota: tuple[str, str], resource: str) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.resource = resource
 
 
 class TooManyAttempts(LabspaceError):

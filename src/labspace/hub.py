@@ -50,6 +50,7 @@ from labspace.workspaces.activity import ProxyActivity
 from labspace.workspaces.culler import IdleCuller
 from labspace.workspaces.events import EventBus
 from labspace.workspaces.manager import WorkspaceManager
+from labspace.workspaces.quotas import QuotaBook
 from labspace.workspaces.reconcile import reconcile, reconcile_forever
 from labspace.workspaces.states import State
 from labspace.workspaces.store import WorkspaceRecord, WorkspaceStore
@@ -92,6 +93,11 @@ class Hub:
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _creating: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def quotas(self) -> QuotaBook:
+        """Quotas per user and group, checked at each start (workspaces/quotas.py)."""
+        return self.manager.quotas
 
     async def offboard(self, name: str, *, by: str, address: str = "") -> User:
         """Disable an account: its sessions and tokens end and its workspaces stop; its

@@ -25,6 +25,7 @@ from labspace.ssh import SshKeyStore
 from labspace.storage import ensure_home
 from labspace.templates import TemplateSpec
 from labspace.templates.store import TemplateStore
+from labspace.workspaces.quotas import QuotaBook
 from labspace.workspaces.sharedfolders import shared_mounts
 from labspace.workspaces.spec import (
     LABEL_MOUNTS,
@@ -54,8 +55,11 @@ class WorkspaceManager:
         templates: TemplateStore,
         store: WorkspaceStore,
         ssh: SshKeyStore | None = None,
+        quotas: QuotaBook | None = None,
     ) -> None:
         self.settings = settings
+        # Checked at each start, before anything is made (workspaces/quotas.py).
+        self.quotas = quotas or QuotaBook(store.db, templates, settings.profiles)
         self.ssh = ssh  # None: workspaces get no SSH files (tests of the manager alone)
         self.runtime = runtime
         self.templates = templates
@@ -85,7 +89,10 @@ class WorkspaceManager:
         record = await self.store.get(owner, name)
         if record.id in self._starts or record.state == State.RUNNING:
             return record  # already on its way, or there
-        record = await self.store.transition(record.id, State.PENDING, "queued")
+        async with self.quotas.reserve(record):  # QuotaExceeded: nothing is made
+            if record.id in self._starts:  # a start asked meanwhile (it waited for the check)
+                return await self.store.get(owner, name)
+            record = await self.store.transition(record.id, State.PENDING, "queued")
         self._launch_start(record.id)
         return record
 
