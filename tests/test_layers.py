@@ -59,6 +59,9 @@ def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
                     "labspace.runtime", "sqlalchemy", "fastapi")),
         ("workshops", ("labspace.web", "labspace.cli", "labspace.proxy", "labspace.runtime",
                        "fastapi")),
+        # the load page's sampling: the engine only through the runtime, no HTTP, no users
+        ("load", ("labspace.web", "labspace.cli", "labspace.proxy", "labspace.identity",
+                  "labspace.state", "labspace.workspaces", "fastapi", "aiodocker")),
         # the client side of remote access runs on a laptop: nothing of the server
         ("remote", ("labspace.web", "labspace.workspaces", "labspace.state", "labspace.runtime",
                     "labspace.proxy", "labspace.identity", "labspace.hub", "labspace.config",

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         30.0, description="Seconds between comparisons of the database with the engine."
     )
+    load_interval: float = Field(
+        2.0, ge=0.5, le=60,
+        description="Seconds between samples of the servers' and workspaces' load while "
+        "someone has the load page open (nothing is sampled otherwise).")
     app_uid: int = Field(
         60000, ge=1000, le=2**31 - 1,
         description="The uid instant apps' containers run as (an account of nobody's; keep "

@@ -29,6 +29,8 @@ from labspace.identity.passwords import generate_password
 from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import INSTRUCTOR, UserService
+from labspace.load import LoadFeed, open_feed
+from labspace.metrics import HubMetrics
 from labspace.origins import Origins
 from labspace.policy import Allowance, allowance_for
 from labspace.policy.allowance import UNRESTRICTED
@@ -94,6 +96,15 @@ class Hub:
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _creating: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    _load: LoadFeed | None = None
+
+    @property
+    def load(self) -> LoadFeed:
+        """The load page's sampling (labspace.load): made on first use, and it samples
+        only while a page watches."""
+        if self._load is None:
+            self._load = open_feed(self.settings, self.runtime)
+        return self._load
     @property
     def quotas(self) -> QuotaBook:
         """Quotas per user and group, checked at each start (workspaces/quotas.py)."""
@@ -305,6 +316,8 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.manager.close()
+        if self._load is not None:
+            await self._load.close()
         await self.apps.pools.close()
         await self.runtime.close()
         await self.db.close()

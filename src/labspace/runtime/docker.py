@@ -28,7 +28,7 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,6 +47,7 @@ from labspace.runtime.base import (
     NodeInfo,
 )
 from labspace.runtime.hostfirewall import isolate_host
+from labspace.runtime.usage import CgroupUsage, Usage
 
 # Output a workspace keeps in the engine's logs, at most (per container).
 CONTAINER_LOG_ROTATION = {"max-size": "10m", "max-file": "3"}
@@ -247,6 +248,7 @@ class DockerRuntime:
         # of one name, and every later start fails as "ambiguous". The workspace manager and
         # the app pools both ensure the network, so this runtime does it one at a time.
         self._networks = asyncio.Lock()
+        self._usage: CgroupUsage | None = None
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -423,6 +425,22 @@ class DockerRuntime:
         container = self.docker.containers.container(container_id)
         try:
             execution = await container.exec(command, stdout=True, stderr=True, user=user or "")
+    async def usage(self, container_ids: Sequence[str]) -> dict[str, Usage]:
+        """Counters for the load page (runtime/usage.py): the cgroup files where this
+        engine runs on this host, its one-shot stats where not."""
+        if self._usage is None:
+            self._usage = CgroupUsage(self._stats_once)
+        return await self._usage.usage(container_ids)
+
+    async def _stats_once(self, container_id: str) -> dict[str, Any] | None:
+        try:  # one-shot: the engine answers at once instead of sampling for a second
+            answer = await self.docker._query_json(
+                f"containers/{container_id}/stats", method="GET",
+                params={"stream": "false", "one-shot": "true"})
+        except DockerError:
+            return None  # gone since it was listed: no usage, no error
+        return answer if isinstance(answer, dict) else None
+
             chunks: list[bytes] = []
             async with execution.start(detach=False) as stream:
                 while (message := await stream.read_out()) is not None:

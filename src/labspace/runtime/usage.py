@@ -1,0 +1,134 @@
+"""What running containers use, cheaply: CPU time and memory, read as counters.
+
+The load page samples every container each couple of seconds. A ``docker stats`` per
+container is an HTTP round trip the engine answers by reading these same cgroup files (and,
+without ``one-shot``, by waiting a second for a second sample). Where the engine runs on
+this host the hub reads the files itself; the engine's one-shot stats are the fallback
+(an engine on another host, or a cgroup layout not known here).
+
+Counters, not rates: CPU time only grows, so the caller turns two readings into a rate over
+its own interval and every source agrees on what a number means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One container's counters at one moment."""
+
+    cpu_ns: int  # CPU time used since the container started
+    memory_bytes: int  # in use, without the reclaimable page cache (as `docker stats`)
+    memory_limit_bytes: int | None = None  # None: none configured (or not known)
+
+
+@runtime_checkable
+class UsageSource(Protocol):
+    async def usage(self, container_ids: Sequence[str]) -> dict[str, Usage]:
+        """The counters of those of ``container_ids`` it can read now; one that is gone
+        or unreadable is left out (no error: usage is best effort)."""
+        ...
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _stat_field(path: Path, names: tuple[str, ...]) -> int:
+    """The first of ``names`` in a flat-keyed cgroup stat file (memory.stat, cpu.stat)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return 0
+    found = dict(line.partition(" ")[::2] for line in lines)
+    for name in names:
+        if name in found and found[name].strip().isdigit():
+            return int(found[name])
+    return 0
+
+
+def _limit(value: int | None) -> int | None:
+    # cgroup v1 writes "no limit" as a page-aligned 2**63 - 1; v2 as "max" (not a digit).
+    return value if value is not None and value < 1 << 62 else None
+
+
+def read_cgroup(root: Path, container_id: str) -> Usage | None:
+    """A container's counters from its cgroup files: v1 with the cgroupfs driver, or v2
+    with the systemd or the cgroupfs driver. None when none of them is there."""
+    v1_cpu = root / "cpuacct" / "docker" / container_id / "cpuacct.usage"
+    cpu_ns = _read_int(v1_cpu)
+    if cpu_ns is not None:
+        memory = root / "memory" / "docker" / container_id
+        used = _read_int(memory / "memory.usage_in_bytes") or 0
+        inactive = _stat_field(memory / "memory.stat", ("total_inactive_file",))
+        return Usage(cpu_ns, max(0, used - inactive),
+                     _limit(_read_int(memory / "memory.limit_in_bytes")))
+    for unified in (root / "system.slice" / f"docker-{container_id}.scope",
+                    root / "docker" / container_id):
+        cpu_us = _stat_field(unified / "cpu.stat", ("usage_usec",)) if (
+            unified / "cpu.stat").exists() else None
+        if cpu_us is not None:
+            used = _read_int(unified / "memory.current") or 0
+            inactive = _stat_field(unified / "memory.stat", ("inactive_file",))
+            return Usage(cpu_us * 1000, max(0, used - inactive),
+                         _limit(_read_int(unified / "memory.max")))
+    return None
+
+
+StatsOnce = Callable[[str], Awaitable[dict[str, object] | None]]
+
+
+def usage_from_stats(stats: dict[str, object]) -> Usage | None:
+    """The engine's stats answer (GET /containers/{id}/stats) as counters."""
+    cpu = stats.get("cpu_stats")
+    memory = stats.get("memory_stats")
+    if not isinstance(cpu, dict) or not isinstance(memory, dict):
+        return None
+    total = (cpu.get("cpu_usage") or {}).get("total_usage")
+    if not isinstance(total, int):
+        return None
+    used = int(memory.get("usage") or 0)
+    detail = memory.get("stats") or {}
+    for key in ("total_inactive_file", "inactive_file"):
+        if key in detail:
+            used = max(0, used - int(detail[key]))
+            break
+    return Usage(total, used, None)
+
+
+class CgroupUsage:
+    """Counters read from this host's cgroup files, and from ``fallback`` (the engine's
+    one-shot stats) for the containers whose files are not found here. The files are
+    read in one worker thread per sample, off the event loop."""
+
+    def __init__(self, fallback: StatsOnce | None = None, root: Path = CGROUP_ROOT) -> None:
+        self.root = root
+        self.fallback = fallback
+
+    async def usage(self, container_ids: Sequence[str]) -> dict[str, Usage]:
+        ids = list(container_ids)
+        found = await asyncio.to_thread(self._read_all, ids)
+        missing = [cid for cid in ids if cid not in found]
+        if missing and self.fallback is not None:
+            answers = await asyncio.gather(*(self.fallback(cid) for cid in missing))
+            for cid, answer in zip(missing, answers, strict=True):
+                usage = usage_from_stats(answer) if answer else None
+                if usage is not None:
+                    found[cid] = usage
+        return found
+
+    def _read_all(self, ids: list[str]) -> dict[str, Usage]:
+        read = {cid: read_cgroup(self.root, cid) for cid in ids}
+        return {cid: usage for cid, usage in read.items() if usage is not None}
