@@ -30,7 +30,6 @@ from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import INSTRUCTOR, UserService
 from labspace.load import LoadFeed, open_feed
-from labspace.metrics import HubMetrics
 from labspace.origins import Origins
 from labspace.policy import Allowance, allowance_for
 from labspace.policy.allowance import UNRESTRICTED
