@@ -288,6 +288,12 @@ class DockerRuntime:
             host["MemorySwap"] = limits.memory_bytes
         if limits.pids is not None:
             host["PidsLimit"] = limits.pids
+        if spec.generic_resources:  # a single engine schedules nothing: it cannot honour it
+            raise InvalidInput("this engine has no generic resources to reserve "
+                               f"({', '.join(spec.generic_resources)}): that is for Swarm")
+        if spec.devices:  # exactly these nodes, at the same path (a GPU's, see labspace.gpus)
+            host["Devices"] = [{"PathOnHost": path, "PathInContainer": path,
+                                "CgroupPermissions": "rwm"} for path in spec.devices]
         return host
 
     def container_config(self, spec: ContainerSpec) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labspace.errors import InvalidInput
 from labspace.runtime.base import LABEL_PREFIX, ContainerInfo, ContainerSpec
 
 # The ports a workspace's app listens on: services have no ExposedPorts, so they ride along.
@@ -67,7 +68,14 @@ def service_spec(spec: ContainerSpec, *, caps: list[str], log_options: dict[str,
         limits["NanoCPUs"] = int(spec.limits.cpus * 1e9)
     if spec.limits.memory_bytes is not None:
         limits["MemoryBytes"] = spec.limits.memory_bytes
-    reservations = dict(limits)  # what the scheduler must find free on one node
+    reservations: dict[str, Any] = dict(limits)  # what must be free on one node
+    if spec.devices:  # the service API has no device list (moby/swarmkit#1244)
+        raise InvalidInput("Swarm services cannot be handed device nodes: ask for GPUs "
+                           "through the nodes' generic resources (docs/admin.md, GPUs)")
+    if spec.generic_resources:  # GPUs advertised by the nodes: the scheduler picks them
+        reservations["GenericResources"] = [
+            {"DiscreteResourceSpec": {"Kind": kind, "Value": count}}
+            for kind, count in sorted(spec.generic_resources.items())]
     if spec.limits.pids is not None:
         limits["Pids"] = spec.limits.pids
     task: dict[str, Any] = {
