@@ -94,7 +94,6 @@ class Hub:
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _creating: asyncio.Lock = field(default_factory=asyncio.Lock)
-
     _load: LoadFeed | None = None
 
     @property
@@ -104,6 +103,7 @@ class Hub:
         if self._load is None:
             self._load = open_feed(self.settings, self.runtime)
         return self._load
+
     @property
     def quotas(self) -> QuotaBook:
         """Quotas per user and group, checked at each start (workspaces/quotas.py)."""
@@ -314,9 +314,9 @@ class Hub:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.manager.close()
         if self._load is not None:
             await self._load.close()
+        await self.manager.close()
         await self.apps.pools.close()
         await self.runtime.close()
         await self.db.close()
