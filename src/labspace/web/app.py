@@ -127,6 +127,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
 
     apidocs.add_api_docs(app)
+    # First: routes are matched in order, and a class rush's clicks are the hub's hottest
+    # requests (matching past every other route cost a fifth of a claim's time).
+    app.include_router(claims.router)
     app.include_router(api.router)
     app.include_router(nodes.router)
     app.include_router(login.router)
@@ -143,7 +146,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(join.router)
     app.include_router(apps.router)
     app.include_router(apppages.router)
-    app.include_router(claims.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),
