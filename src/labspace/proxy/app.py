@@ -23,7 +23,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -43,6 +42,7 @@ from labspace.proxy.connections import OpenConnections
 from labspace.proxy.forward import (
     UpstreamUnavailable,
     can_go_fast,
+    client_session,
     fast_target,
     forward_fast,
     forward_http,
@@ -59,6 +59,7 @@ from labspace.proxy.guard import (
     still_counted,
 )
 from labspace.proxy.headers import InvalidHeader, secret_field, upstream_head, upstream_headers
+from labspace.proxy.metrics import ProxyMetrics
 from labspace.proxy.source import Route, RouteSource
 from labspace.proxy.upstream import UpstreamPool
 from labspace.proxy.websocket import forward_websocket
@@ -105,8 +106,9 @@ class Proxy:
         self.sock_read_timeout = sock_read_timeout
         self._session: aiohttp.ClientSession | None = None
         self.pool = UpstreamPool(connect_timeout=CONNECT_TIMEOUT)
-        self.websockets: set[web.WebSocketResponse] = set()
         self.origins = Origins(settings.url, settings.apps_domain)
+        self.metrics = ProxyMetrics(self.origins)  # counts only if create_app wraps handle
+        self.websockets: set[web.WebSocketResponse] = self.metrics.websockets
         self.session_cookie = settings.session_cookie
         self.hosts = AppHosts(self.origins, HostSigner(settings.signing_key()),
                               app_cookie_name(settings.secure_cookies), settings.secure_cookies)
@@ -122,21 +124,7 @@ class Proxy:
 
     async def client_session(self, app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: one pooled client session for the process' life."""
-        connector = aiohttp.TCPConnector(
-            limit=10_000, limit_per_host=0, keepalive_timeout=30.0, ttl_dns_cache=60,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=None, sock_connect=CONNECT_TIMEOUT,
-                sock_read=self.sock_read_timeout,
-            ),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # never mix one user's cookies into another's
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
-            max_line_size=64 * 1024, max_field_size=64 * 1024,
-            trust_env=False,
-        )
+        self._session = client_session(CONNECT_TIMEOUT, self.sock_read_timeout)
         try:
             yield
         finally:
@@ -215,6 +203,7 @@ class Proxy:
             if body is not None and body.exceeded:
                 return too_large(request)
             log.warning("hub unavailable for %s: %s", request.path, exc)
+            self.metrics.upstream_error("hub")
             return pages.hub_down(request)
 
     async def _uncount_if_logged_in(self, request: web.Request) -> None:
@@ -230,7 +219,7 @@ class Proxy:
 
     async def workspace(self, request: web.Request, path: str) -> web.StreamResponse:
         """/user/<owner>/<ws>/... on the hub's own host."""
-        parsed = _split_user_path(path)
+        parsed = gate.split_user_path(path)
         if parsed is None:
             return pages.not_found(request)
         owner, name, tail = parsed
@@ -316,7 +305,7 @@ class Proxy:
         prefix = f"/user/{owner}/{name}"
         if path == "/" or path.startswith("/?"):
             return pages.see_other(prefix + "/")
-        parsed = _split_user_path(path)
+        parsed = gate.split_user_path(path)
         if parsed is None or parsed[:2] != (owner, name):
             return pages.not_found(request)  # a workspace host serves its workspace only
         tail = parsed[2]
@@ -383,6 +372,7 @@ class Proxy:
                     self.source.forget_route(owner, name)
                     continue
                 log.info("workspace %s/%s not answering: %s", owner, name, exc)
+                self.metrics.upstream_error("workspace")
                 return pages.upstream_down(request)
             finally:
                 self.connections.discard(request)
@@ -448,49 +438,34 @@ class Proxy:
         return None
 
 
-def _split_user_path(path: str) -> tuple[str, str, str] | None:
-    """'/user/<owner>/<ws><tail>' -> (owner, ws, tail); tail is '', '/...' or '?...'."""
-    rest = path[len("/user/"):]
-    owner, slash, rest = rest.partition("/")
-    if not slash or not owner:
-        return None
-    end = len(rest)
-    for stop in ("/", "?"):
-        index = rest.find(stop)
-        if index != -1 and index < end:
-            end = index
-    name, tail = rest[:end], rest[end:]
-    if not name:
-        return None
-    if "%" in owner or "%" in name:
-        owner, name = unquote(owner), unquote(name)
-    return owner, name, tail
-
-
 def create_app(settings: Settings, source: RouteSource, *,
                sock_read_timeout: float = SOCK_READ_TIMEOUT,
                header_timeout: float = HEADER_TIMEOUT,
                keepalive_timeout: float = KEEPALIVE_TIMEOUT,
                max_unauthenticated: int = MAX_UNAUTHENTICATED,
                fast_path: bool | None = None,
-               track_activity: bool | None = None) -> web.Application:
+               track_activity: bool | None = None,
+               metrics: bool | None = None) -> web.Application:
     """The proxy as an aiohttp application; serve it with start_proxy, which adds the
     connection guard (guard.py) with these limits; another AppRunner serves it without.
 
     ``fast_path`` None: LABSPACE_PROXY_FAST_PATH=0 turns the raw fast path off (benchmarks);
     ``track_activity`` None: LABSPACE_PROXY_ACTIVITY=0 records no activity (benchmarks: no
-    workspace is then ever stopped for being idle)."""
+    workspace is then ever stopped for being idle); ``metrics`` None: LABSPACE_PROXY_METRICS=0
+    counts no requests (bench/metrics.py compares)."""
     if fast_path is None:
         fast_path = os.environ.get("LABSPACE_PROXY_FAST_PATH", "1") != "0"
     if track_activity is None:
         track_activity = os.environ.get("LABSPACE_PROXY_ACTIVITY", "1") != "0"
+    metrics = os.environ.get("LABSPACE_PROXY_METRICS", "1") != "0" if metrics is None else metrics
     proxy = Proxy(settings, source, sock_read_timeout, fast_path, track_activity)
     app = web.Application(handler_args={**HANDLER_ARGS, "keepalive_timeout": keepalive_timeout})
     app[PROXY_KEY] = proxy
     app[GUARD_KEY] = GuardLimits(header_timeout, max_unauthenticated)
     app.cleanup_ctx.append(proxy.client_session)
     app.on_shutdown.append(proxy.close_websockets)
-    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    app.router.add_route("*", "/{tail:.*}", proxy.metrics.counted(proxy.handle) if metrics
+                         else proxy.handle)
     return app
 
 

@@ -117,4 +117,5 @@ async def forward_claim(proxy: Proxy, request: web.Request, claim: ClaimRoute, p
     except UpstreamUnavailable as exc:
         proxy.source.forget_claim(app, slot)  # ended (its container removed), or crashed
         log.warning("claim %s/%s not answering: %s", app, slot, exc)
+        proxy.metrics.upstream_error("claim")
         return pages.claim_ended(request, app)

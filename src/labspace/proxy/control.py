@@ -9,6 +9,8 @@ changed: the proxy forgets their cached level (a wider one works at once) and cl
 connections the new level no longer admits. The hub's side: labspace.identity.revocation.
 ``GET /activity`` answers when each workspace was last used (proxy/activity.py, snapshot);
 503 when the proxy records none. The hub's side: labspace.workspaces.activity.
+``GET /metrics`` answers the proxy's metrics in Prometheus' text format (proxy/metrics.py);
+the hub appends them to its own at /hub/metrics (labspace.metrics).
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ Revoke = Callable[[list[str], list[str]], int]
 # (owner, workspace, port, its new level) -> how many connections it closed
 ShareChanged = Callable[[str, str, int, str], int]
 Activity = Callable[[], dict[str, Any]]  # ActivityTracker.snapshot
+Metrics = Callable[[], bytes]  # ProxyMetrics.exposition
+# The classic text format (web/metrics.py serves the hub's the same way)
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def control_app(revoke: Revoke, share_changed: ShareChanged,
-                activity: Activity | None = None) -> web.Application:
+                activity: Activity | None = None,
+                metrics: Metrics | None = None) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -58,19 +64,27 @@ def control_app(revoke: Revoke, share_changed: ShareChanged,
             return web.json_response({"error": "this proxy records no activity"}, status=503)
         return web.json_response(activity())
 
+    async def exposition(request: web.Request) -> web.Response:
+        if metrics is None:
+            return web.json_response({"error": "this proxy keeps no metrics"}, status=503)
+        return web.Response(body=metrics(), headers={"Content-Type": METRICS_TYPE})
+
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_post("/revoke", handle)
     app.router.add_post("/shares", shares)
     app.router.add_get("/activity", last_used)
+    app.router.add_get("/metrics", exposition)
     return app
 
 
 async def start_control(revoke: Revoke, share_changed: ShareChanged, path: Path,
-                        activity: Activity | None = None) -> web.AppRunner:
+                        activity: Activity | None = None,
+                        metrics: Metrics | None = None) -> web.AppRunner:
     """Serve the control app on the Unix socket ``path`` (replacing a stale one)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # noqa: ASYNC240 - one unlink of a local socket at start-up
-    runner = web.AppRunner(control_app(revoke, share_changed, activity), access_log=None)
+    runner = web.AppRunner(control_app(revoke, share_changed, activity, metrics),
+                           access_log=None)
     await runner.setup()
     old_umask = os.umask(0o077)  # created owner-only, with no window of wider access
     try:

@@ -160,6 +160,25 @@ async def _relay(request: web.BaseRequest, pool: UpstreamPool, conn: UpstreamPro
         pool.release(conn, target[0], target[1])
 
 
+def client_session(connect_timeout: float, sock_read_timeout: float) -> aiohttp.ClientSession:
+    """The pooled client session forward_http and WebSockets use, one for the process' life:
+    no total timeout (downloads, long polls), no decompression, no cookie jar."""
+    connector = aiohttp.TCPConnector(
+        limit=10_000, limit_per_host=0, keepalive_timeout=30.0, ttl_dns_cache=60,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=sock_read_timeout,
+        ),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),  # never mix one user's cookies into another's
+        skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+        max_line_size=64 * 1024, max_field_size=64 * 1024,
+        trust_env=False,
+    )
+
+
 def upstream_url(base: str, path_qs: str) -> URL:
     return URL(base + path_qs, encoded=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -93,3 +94,22 @@ def same_origin(request: web.BaseRequest, origins: Origins) -> bool:
 def is_service_worker_script(request: web.BaseRequest) -> bool:
     """Browsers fetch a service worker's script with ``Service-Worker: script``."""
     return request.headers.get("Service-Worker", "").lower() == "script"
+
+
+def split_user_path(path: str) -> tuple[str, str, str] | None:
+    """'/user/<owner>/<ws><tail>' -> (owner, ws, tail); tail is '', '/...' or '?...'."""
+    rest = path[len("/user/"):]
+    owner, slash, rest = rest.partition("/")
+    if not slash or not owner:
+        return None
+    end = len(rest)
+    for stop in ("/", "?"):
+        index = rest.find(stop)
+        if index != -1 and index < end:
+            end = index
+    name, tail = rest[:end], rest[end:]
+    if not name:
+        return None
+    if "%" in owner or "%" in name:
+        owner, name = unquote(owner), unquote(name)
+    return owner, name, tail

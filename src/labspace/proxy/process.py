@@ -30,7 +30,8 @@ async def _serve(settings: Settings, source: RouteSource) -> None:
     runner = await start_proxy(app, settings.public_host, settings.public_port)
     proxy = app[PROXY_KEY]
     control = await start_control(proxy.revoke, proxy.share_changed, settings.control_socket,
-                                  proxy.activity.snapshot if proxy.activity else None)
+                                  proxy.activity.snapshot if proxy.activity else None,
+                                  proxy.metrics.exposition)
     log.info("proxy listening on %s:%s, hub at %s", settings.public_host,
              settings.public_port, settings.hub_address)
     stop = asyncio.Event()

@@ -85,6 +85,7 @@ async def serve(proxy: Proxy, request: web.Request, owner: str, name: str,
                                    activity=workspace_key(owner, name))
     except UpstreamUnavailable as exc:
         log.info("shared port %s/%s:%d not answering: %s", owner, name, port, exc)
+        proxy.metrics.upstream_error("share")
         return pages.error(request, 502, f"Nothing answers on port {port}",
                            f"the workspace {name} has no program listening on port {port} "
                            "on all addresses (one bound to 127.0.0.1 only cannot be reached).")
