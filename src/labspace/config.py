@@ -168,6 +168,17 @@ class Settings(BaseSettings):
         description="Container creations/starts sent to the engine at once; more requests "
         "queue (they are never refused).",
     )
+    gpu_discovery: bool = Field(
+        True, description="Look for NVIDIA GPUs through NVML at start (none found without "
+        "the driver); false: this hub hands out no GPU. See docs/admin.md, \"GPUs\".")
+    gpu_cdi_dirs: list[str] = Field(
+        ["/etc/cdi", "/var/run/cdi"],
+        description="Where the NVIDIA container toolkit's CDI specification is looked for "
+        "(`nvidia-ctk cdi generate`, JSON or YAML): it lists the driver's files handed into "
+        "GPU workspaces. Without one they are found on the host as the toolkit does.")
+    gpu_share_limit: int = Field(
+        8, ge=1, le=64, description="Workspaces that may share one GPU at once (shared_gpu); "
+        "one more waits for a GPU.")
     reconcile_interval: float = Field(
         30.0, description="Seconds between comparisons of the database with the engine."
     )

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from labspace.apps.pool import AppPools
 from labspace.apps.ratelimit import ClaimRate
@@ -19,6 +20,7 @@ from labspace.apps.store import AppStore
 from labspace.audit import AuditLog
 from labspace.config import Settings
 from labspace.errors import LabspaceError, NotFound, PermissionDenied
+from labspace.gpus import GpuService, GpuSource, Held, NoGpus, NvmlSource
 from labspace.identity.authenticator import Authenticator, build_authenticator, lab_directory
 from labspace.identity.devicelogin import DeviceLogins
 from labspace.identity.directorysync import Sweep, sweep
@@ -90,6 +92,8 @@ class Hub:
     workshops: WorkshopService
     apps: AppService  # instant apps: their definitions and pools
     device_logins: DeviceLogins = field(default_factory=DeviceLogins)  # `labspace login`
+    # This host's GPUs and who holds them; ``await hub.gpus.readings()`` for the load page.
+    gpus: GpuService = field(default_factory=lambda: GpuService(NoGpus()))
     oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
     _background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -335,7 +339,8 @@ def default_runtime(settings: Settings) -> Runtime:
     return DockerRuntime(settings.docker_url)
 
 
-async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
+async def open_hub(settings: Settings, runtime: Runtime | None = None,
+                   gpu_source: GpuSource | None = None) -> Hub:
     secure_data_dir(settings)  # before anything is written there; creates it private
     await asyncio.to_thread(warn_about_homes_mount, settings.homes)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -348,7 +353,8 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
     store = WorkspaceStore(db, bus)
     runtime = runtime or default_runtime(settings)
     ssh_keys = SshKeyStore(db, SshFiles(settings.homes))
-    manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys)
+    gpus = await open_gpus(settings, store, gpu_source)
+    manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys, gpus=gpus)
     proxy = ProxyNotifier(settings.control_socket)
     audit = AuditLog(db, settings.audit_retention_days)
     idle = IdleCuller(store=store, manager=manager, templates=templates,
@@ -365,7 +371,20 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None) -> Hub:
                sharing=sharing, oidc=single_sign_on(settings),
                audit=audit, idle=idle,
                workshops=WorkshopService(db, users, Sealer(settings.signing_key())),
-               apps=_apps(settings, db, runtime, templates))
+               apps=_apps(settings, db, runtime, templates), gpus=gpus)
+
+
+async def open_gpus(settings: Settings, store: WorkspaceStore,
+                    source: GpuSource | None = None) -> GpuService:
+    """This host's GPUs (NVML unless ``source``), holding again what the open instances
+    recorded, before any start can ask for one."""
+    if source is None:
+        source = NvmlSource() if settings.gpu_discovery else NoGpus()
+    gpus = GpuService(source, cdi_dirs=[Path(d) for d in settings.gpu_cdi_dirs],
+                      share_limit=settings.gpu_share_limit, cluster=settings.runtime == "swarm")
+    await gpus.open(Held(wid, label, tuple(uuids), shared)
+                    for wid, label, uuids, shared in await store.held_devices())
+    return gpus
 
 
 def _apps(settings: Settings, db: Database, runtime: Runtime,

@@ -61,13 +61,13 @@ def test_whole_gpus_get_exactly_their_nodes_and_the_drivers_files(tmp_path: Path
     assert spec.env["NVIDIA_VISIBLE_DEVICES"] == spec.env["CUDA_VISIBLE_DEVICES"] == \
         "GPU-1aa,GPU-3aa"
     assert spec.env["LD_LIBRARY_PATH"] == LIB_DIR and spec.env["A"] == "1"
-    assert spec.labels[LABEL_GPUS] == "GPU-1aa,GPU-3aa"
+    assert spec.labels[LABEL_GPUS].startswith("GPU-1aa,GPU-3aa@")
 
 
 def test_a_shared_gpu_is_labelled_as_such(tmp_path: Path) -> None:
     spec = with_gpus(base(), Grant(("GPU-2aa",), shared=True), GPUS, DriverFiles())
     assert spec.devices == ["/dev/nvidia12"]
-    assert spec.labels[LABEL_GPUS] == "shared:GPU-2aa"
+    assert spec.labels[LABEL_GPUS].startswith("shared:GPU-2aa@")
 
 
 def test_no_gpu_asked_no_gpu_given() -> None:

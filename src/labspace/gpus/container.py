@@ -8,6 +8,7 @@ on a host whose Docker runs the NVIDIA runtime by default, a CUDA image's own
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -40,7 +41,7 @@ def with_gpus(spec: ContainerSpec, grant: Grant | None, gpus: Sequence[GpuInfo],
     return replace(spec, env=env, devices=list(dict.fromkeys(spec.devices + devices)),
                    mounts=spec.mounts + list(files.mounts),
                    labels={**spec.labels, LABEL_GPUS: ("shared:" if grant.shared else "")
-                           + visible})
+                           + f"{visible}@{_digest(files)}"})
 
 
 def with_cluster_gpus(spec: ContainerSpec, count: int) -> ContainerSpec:
@@ -50,6 +51,13 @@ def with_cluster_gpus(spec: ContainerSpec, count: int) -> ContainerSpec:
     return replace(spec, generic_resources={**spec.generic_resources,
                                             SWARM_GPU_RESOURCE: count},
                    labels={**spec.labels, LABEL_GPUS: f"cluster:{count}"})
+
+
+def _digest(files: DriverFiles) -> str:
+    """Of the driver's files: after a driver upgrade a kept container, whose mounts name the
+    old libraries, is made again."""
+    text = "\n".join([*files.control_nodes, *(f"{m.source}:{m.target}" for m in files.mounts)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _prepend(directory: str, path: str) -> str:

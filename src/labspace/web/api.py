@@ -296,7 +296,8 @@ async def list_workspaces(
 async def public_workspaces(hub: Hub, records: list[WorkspaceRecord]) -> list[WorkspacePublic]:
     """``records`` as the API shows them, with their idle policy and when they stop unused."""
     idle = await hub.idle.views(records)
-    return [WorkspacePublic.of(record, idle.get(record.id)) for record in records]
+    return [WorkspacePublic.of(record, idle.get(record.id), hub.gpus.held_by(record.id))
+            for record in records]
 
 
 @router.post("/workspaces", response_model=WorkspacePublic, status_code=201)

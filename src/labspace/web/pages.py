@@ -173,7 +173,7 @@ async def workspace_page(
         last_event=events[-1].id if events else 0,
         settled=[str(state) for state in SETTLED],
         ports=ports, port_error=port_error[:300], levels=[level.value for level in LEVELS],
-        idle=idle, idle_stop=_idle_stop(idle),
+        idle=idle, idle_stop=_idle_stop(idle), gpus=hub.gpus.held_by(record.id),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from labspace.gpus import Grant
 from labspace.names import Name, UserName
 from labspace.policy import ProfileSpec
 from labspace.sharing.service import PortInfo, PortList
@@ -179,6 +180,12 @@ class WorkspacePublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     node: str = ""  # the server it runs on ("" on a single engine, or when not running)
+    gpus: list[str] = Field(
+        default_factory=list, description="UUIDs of the GPUs it holds while it starts or "
+        "runs (empty: none).")
+    gpu_shared: bool = Field(
+        False, description="Whether it shares its GPU with other workspaces (time-sliced) "
+        "rather than holding it whole.")
     idle_policy: IdlePolicyPublic | None = Field(
         None, description="When it stops for want of use; null: never.")
     idle_stop_at: datetime | None = Field(
@@ -187,13 +194,15 @@ class WorkspacePublic(BaseModel):
         "record of use is unavailable.")
 
     @classmethod
-    def of(cls, record: WorkspaceRecord, idle: IdleView | None = None) -> WorkspacePublic:
+    def of(cls, record: WorkspaceRecord, idle: IdleView | None = None,
+           gpus: Grant | None = None) -> WorkspacePublic:
         stop_at = idle.stop_at if idle is not None else None
         return cls(owner=record.owner, name=record.name, template=record.template,
                    profile=record.profile, state=record.state, message=record.message,
                    url=f"/user/{record.owner}/{record.name}/",
                    created_at=record.created_at, updated_at=record.updated_at,
                    node=record.node,
+                   gpus=list(gpus.uuids) if gpus else [], gpu_shared=bool(gpus and gpus.shared),
                    idle_policy=IdlePolicyPublic.of(idle.policy) if idle is not None else None,
                    idle_stop_at=datetime.fromtimestamp(stop_at, UTC) if stop_at else None)
 

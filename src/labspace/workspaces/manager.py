@@ -18,6 +18,8 @@ import aiohttp
 
 from labspace.config import Settings
 from labspace.errors import Conflict, InvalidInput, LabspaceError, RuntimeFailure, StartFailed
+from labspace.gpus import WAITING_FOR_A_GPU, GpuRequest, GpuService, Grant
+from labspace.gpus.container import LABEL_GPUS
 from labspace.policy.model import ProfileSpec, with_profile
 from labspace.runtime import ContainerInfo, Mount, Runtime
 from labspace.runtime.base import LABEL_INSTANCE, LABEL_WORKSPACE_ID
@@ -56,8 +58,10 @@ class WorkspaceManager:
         store: WorkspaceStore,
         ssh: SshKeyStore | None = None,
         quotas: QuotaBook | None = None,
+        gpus: GpuService | None = None,
     ) -> None:
         self.settings = settings
+        self.gpus = gpus  # None: no GPU is handed out, nor asked about (tests, no NVML)
         # Checked at each start, before anything is made (workspaces/quotas.py).
         self.quotas = quotas or QuotaBook(store.db, templates, settings.profiles)
         self.ssh = ssh  # None: workspaces get no SSH files (tests of the manager alone)
@@ -118,6 +122,7 @@ class WorkspaceManager:
             for container in await self._containers_of(record.id):
                 await self.runtime.remove(container.id)
             await self.store.delete(record.id)
+            self._release_gpus(record.id)
         if self.ssh is not None:
             await self.ssh.files.remove_host_key(record.id)
         self._locks.pop(record.id, None)
@@ -204,6 +209,8 @@ class WorkspaceManager:
     async def _start_locked(self, record: WorkspaceRecord) -> None:
         template = with_profile(await self.templates.get(record.template),
                                 self._profile(record.profile))
+        # Before an engine slot: a start waiting for a GPU holds up no other start.
+        gpu_request, grant = await self._take_gpus(record, template)
         async with self._engine_slots:
             record = await self.store.transition(record.id, State.STARTING, "preparing home")
             home = await ensure_home(self.settings.homes, record.owner, record.uid,
@@ -211,11 +218,13 @@ class WorkspaceManager:
             ssh = await self._prepare_ssh(record)
             shared = await shared_mounts(self.settings, record.identity)
             await self._ensure_network()
-            container = await self._ensure_container(record, template, home, ssh, shared)
+            container = await self._ensure_container(record, template, home, ssh, shared,
+                                                     gpu_request, grant)
             # Every start is recorded (a kept container started again is a new start too).
             await self.store.begin_instance(
                 record.id, instance_spec(template, container.image_id), handle=container.id,
-                node=container.node, runtime_state=container.state)
+                node=container.node, runtime_state=container.state,
+                devices=list(grant.uuids) if grant else [])
             recorded = (container.node, container.state)
             if not container.running:
                 container = await self.runtime.start(container.id)
@@ -278,21 +287,26 @@ class WorkspaceManager:
     async def _ensure_container(
         self, record: WorkspaceRecord, template: TemplateSpec, home: Path,
         ssh: SshDirs | None = None, shared: tuple[Mount, ...] = (),
+        gpu_request: GpuRequest = GpuRequest(), grant: Grant | None = None,
     ) -> ContainerInfo:
         spec = build_container_spec(
             instance=self.settings.instance, network=self.settings.docker_network,
             home=home, ssh=ssh, shared=shared,
             ws=record.identity, template=template,
         )
+        if self.gpus is not None:
+            spec = self.gpus.container(spec, gpu_request, grant)
         if record.container_id:
             existing = await self.runtime.inspect(record.container_id)
             if existing is not None and existing.labels.get(LABEL_MOUNTS) in (
-                    None, spec.labels[LABEL_MOUNTS]):
+                    None, spec.labels[LABEL_MOUNTS]) and existing.labels.get(
+                    LABEL_GPUS, "") == spec.labels.get(LABEL_GPUS, ""):
                 return existing
             if existing is not None:  # the owner's groups changed: their folders and ids too
-                # (a container from before this label has none: kept as it is)
-                await self.store.note(record, "its shared folders or groups changed: a new "
-                                              "container (the home is kept)")
+                # (a container from before this label has none: kept as it is); or it was
+                # made with other GPUs than this start's
+                await self.store.note(record, "its shared folders, groups or GPUs changed: a "
+                                              "new container (the home is kept)")
                 await self.runtime.remove(existing.id)
 
         async def progress(line: str) -> None:  # the pull's bytes, as the workspace's message
@@ -374,6 +388,7 @@ class WorkspaceManager:
         if current is not None and current.container_id:
             await self._best_effort(self.runtime.stop, current.container_id, 2.0)
         await self.store.transition(record.id, State.FAILED, message, force=True, target=None)
+        self._release_gpus(record.id)
 
     async def _mark_interrupted(self, record: WorkspaceRecord) -> None:
         await asyncio.shield(self.store.transition(
@@ -387,7 +402,28 @@ class WorkspaceManager:
         for container in await self._containers_of(record.id):
             if container.running:
                 await self.runtime.stop(container.id, self.settings.stop_timeout)
-        return await self.store.transition(record.id, State.STOPPED, why, target=None)
+        stopped = await self.store.transition(record.id, State.STOPPED, why, target=None)
+        self._release_gpus(record.id)
+        return stopped
+
+    async def _take_gpus(self, record: WorkspaceRecord, template: TemplateSpec
+                         ) -> tuple[GpuRequest, Grant | None]:
+        """The GPUs its limits ask for, waiting (and saying so) while none is free."""
+        request = GpuRequest(whole=template.limits.gpus or 0,
+                             shared=bool(template.limits.shared_gpu))
+        if self.gpus is None or not request.wanted:
+            return request, None
+
+        async def waiting() -> None:  # its message, so the page and the list show it
+            await self.store.transition(record.id, record.state, WAITING_FOR_A_GPU,
+                                        force=True)
+
+        return request, await self.gpus.take(record.id, f"{record.owner}/{record.name}",
+                                             request, waiting)
+
+    def _release_gpus(self, workspace_id: int) -> None:
+        if self.gpus is not None:
+            self.gpus.release(workspace_id)
 
     async def _best_effort(self, call: Callable[..., Awaitable[object]], *args: object) -> None:
         try:

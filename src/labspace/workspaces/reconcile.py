@@ -9,6 +9,7 @@ on an interval:
 - stopping record                      -> finish the stop
 - stopped/failed record, running container -> stop the container (the record is the truth)
 - container of this instance that no record owns -> remove it
+- GPUs held by a workspace no longer starting, running or stopping -> released
 Workspaces with an operation under way in this process are left alone. Every step is
 idempotent, so running it twice changes nothing.
 """
@@ -68,7 +69,21 @@ async def reconcile(manager: WorkspaceManager) -> ReconcileReport:
         log.info("removing orphaned container %s", container.name)
         await runtime.remove(container.id)
         report.removed_orphans.append(container.name)
+    await _release_gpus(manager)
     return report
+
+
+async def _release_gpus(manager: WorkspaceManager) -> None:
+    """GPUs go back from every workspace that is no longer starting, running or stopping (a
+    crash marked above, a record gone): held minus active, like the rest."""
+    if manager.gpus is None:
+        return
+    active = {record.id for record in await manager.store.list()
+              if record.state in (State.PENDING, State.STARTING, State.RUNNING, State.STOPPING)}
+    # Decided with no await after the listing: a start that began since is busy, kept.
+    busy = {wid for wid in manager.gpus.allocator.holding() if manager.busy(wid)}
+    for wid in manager.gpus.keep_only(active | busy):
+        log.info("workspace %d no longer runs: its GPUs are free again", wid)
 
 
 async def _reconcile_one(

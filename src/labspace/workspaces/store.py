@@ -207,18 +207,35 @@ class WorkspaceStore:
 
     async def begin_instance(self, workspace_id: int, spec: dict[str, Any], *, handle: str,
                              node: str = "", runtime_state: dict[str, str] | None = None,
-                             ) -> None:
+                             devices: builtins.list[str] | None = None) -> None:
         """Record a start (its container exists now). A start resumed after a hub restart
-        keeps its open instance and only refreshes where it runs and the backend's state."""
+        keeps its open instance and only refreshes where it runs, the backend's state and
+        what it holds. ``devices``: the UUIDs of the GPUs it holds."""
         state = dict(runtime_state or {})
+        held = list(devices or [])
         async with self.db.session() as session:
             current = await _open_instance(session, workspace_id)
             if current is not None:
                 current.handle, current.node, current.runtime_state = handle, node, state
+                current.devices = held
                 return
             session.add(WorkspaceInstance(workspace_id=workspace_id, spec=spec, handle=handle,
                                           node=node, runtime_state=state, endpoints={},
-                                          devices=[]))
+                                          devices=held))
+
+    async def held_devices(self) -> builtins.list[tuple[int, str, builtins.list[str], bool]]:
+        """What the open instances hold: (workspace id, "owner/name", GPU UUIDs, shared),
+        for a restarted hub to hold the same GPUs again (labspace.gpus)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(WorkspaceInstance.workspace_id, User.name, Workspace.name,
+                       WorkspaceInstance.devices, WorkspaceInstance.spec)
+                .join(Workspace, Workspace.id == WorkspaceInstance.workspace_id)
+                .join(User, User.id == Workspace.owner_id)
+                .where(WorkspaceInstance.ended_at.is_(None)))
+            return [(wid, f"{owner}/{name}", list(devices), bool(
+                        ((spec or {}).get("limits") or {}).get("shared_gpu")))
+                    for wid, owner, name, devices, spec in rows.all() if devices]
 
     async def place_instance(self, workspace_id: int, *, node: str,
                              runtime_state: dict[str, str]) -> None:
