@@ -12,20 +12,26 @@ import pytest
 
 from labspace.config import Settings
 from labspace.errors import QuotaExceeded
+from labspace.gpus import NvmlSource
 from labspace.hub import Hub, open_hub
 from labspace.policy.quotas import Capacity, QuotaLimits, Resources
 from labspace.templates.model import LimitSpec
 from labspace.testing import FakeRuntime
+from labspace.testing.nvml import FakeNvml
 from labspace.workspaces.states import State
 
 GIB = 1024**3
+RECORDINGS = Path(__file__).parents[1] / "gpus" / "recordings"
 
 
 @pytest.fixture
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
     monkeypatch.setenv("LABSPACE_CONFIG", str(tmp_path / "none.toml"))
+    # Eight recorded GPUs: starts that ask for GPUs get them (the allocator's own tests are
+    # in tests/gpus); quotas count what was asked for.
+    gpus = NvmlSource(FakeNvml.load(RECORDINGS / "8gpus-mig-off.json"))
     made = await open_hub(Settings(data_dir=tmp_path / "data", start_timeout=2),
-                          FakeRuntime())
+                          FakeRuntime(), gpu_source=gpus)
     made.quotas.capacity = Capacity(cpus=32, memory_bytes=128 * GIB)  # not this machine's
     for name in ("ada", "bob"):
         await made.users.create(name)

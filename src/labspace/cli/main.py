@@ -16,6 +16,7 @@ from labspace.cli import (
     keys,
     nodes,
     ports,
+    quotas,
     remote,
     server,
     ssh,
@@ -56,6 +57,8 @@ app.command("ssh", context_settings={"allow_interspersed_args": False,
 app.command("config-ssh")(ssh.config_ssh)
 app.add_typer(keys.app, name="key", help="Add, list and remove your SSH public keys.")
 app.add_typer(ports.app, name="port", help="List a workspace's ports; share one by link.")
+app.add_typer(quotas.app, name="quota", help="List, set and unset the quotas of users and "
+              "groups (CPUs, memory, GPUs, running workspaces at once).")
 app.command("audit")(audit.audit)
 
 

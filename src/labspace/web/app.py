@@ -146,6 +146,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(join.router)
     app.include_router(apps.router)
     app.include_router(apppages.router)
+    from labspace.web import quotas
+
+    app.include_router(quotas.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),

@@ -27,6 +27,7 @@ from labspace.web import api
 from labspace.web.app import templates
 from labspace.web.deps import AdminDep, Caller, CallerDep, HubDep, csrf_token, visible_workspace
 from labspace.web.login import safe_next
+from labspace.web.quotaview import use_rows
 from labspace.web.recorder import AuditDep
 from labspace.workspaces.culler import IdleView, span
 from labspace.workspaces.states import SETTLED, TRANSIENT, State
@@ -102,6 +103,7 @@ async def _home(
                    if spec.workspaces and allowance.template_allowed(spec.name)],
         profiles=allowed_profiles(hub.settings.profiles, allowance),
         template_names=names, error=error, form=form or {}, transient=TRANSIENT,
+        quotas=use_rows(await hub.quotas.of_user(caller.name)),
     )
 
 
