@@ -130,6 +130,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # First: routes are matched in order, and a class rush's clicks are the hub's hottest
     # requests (matching past every other route cost a fifth of a claim's time).
     app.include_router(claims.router)
+    from labspace.web import load as load_page
+
+    app.include_router(load_page.router)
     app.include_router(api.router)
     app.include_router(nodes.router)
     app.include_router(login.router)
