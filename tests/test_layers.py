@@ -54,6 +54,9 @@ def offending(package: str, forbidden: tuple[str, ...]) -> list[str]:
         ("templates", ("labspace.web", "labspace.cli", "labspace.workspaces",
                        "labspace.runtime")),
         ("workspaces", ("labspace.web", "labspace.cli", "fastapi", "aiodocker")),
+        # GPUs: NVML and files on the host, handed to the manager; nothing of its callers
+        ("gpus", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.state",
+                  "labspace.identity", "labspace.hub", "fastapi", "sqlalchemy", "aiodocker")),
         # who may use what: pure rules over the settings, no storage, no web
         ("policy", ("labspace.web", "labspace.cli", "labspace.workspaces", "labspace.state",
                     "labspace.runtime", "sqlalchemy", "fastapi")),

@@ -180,17 +180,35 @@ class GpuAllocator:
         self._holders[holder.workspace_id] = holder
 
     def _serve(self) -> None:
+        if not self._waiting:
+            return
+        # What is left to give, so that a long line is not tried waiter by waiter once
+        # nothing fits any more (a release frees one GPU; the line may be a thousand long).
+        free, sharable = self._room()
         for waiter in list(self._waiting):
+            if not free and not sharable:
+                break
             if waiter.future.done():  # cancelled, leaving the line in its own task
                 continue
-            current = self._grants.get(waiter.holder.workspace_id)
-            grant = current if current is not None else self._place(waiter.request)
+            grant = self._grants.get(waiter.holder.workspace_id)
             if grant is None:
-                continue
-            if current is None:
+                request = waiter.request
+                if request.whole > free or (request.shared and not sharable):
+                    continue
+                grant = self._place(request)
+                if grant is None:
+                    continue
                 self._hold(waiter.holder, grant)
+                free, sharable = self._room()
             self._waiting.remove(waiter)
             waiter.future.set_result(grant)
+
+    def _room(self) -> tuple[int, bool]:
+        """Free GPUs, and whether a shared request would find a place."""
+        free = sum(1 for u in self._order if u not in self._whole and u not in self._shared)
+        sharable = free > 0 or any(len(sharers) < self.share_limit
+                                   for sharers in self._shared.values())
+        return free, sharable
 
 
 def _fits(grant: Grant, request: GpuRequest) -> bool:
