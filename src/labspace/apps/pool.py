@@ -28,6 +28,7 @@ import aiohttp
 
 from labspace.apps.model import AppDefinition
 from labspace.apps.queue import ClaimQueue, LatencyHistogram, Ticket
+from labspace.apps.readiness import wait_placed, wait_ready
 from labspace.apps.spec import (
     base_url,
     build_app_container,
@@ -449,37 +450,17 @@ class AppPools:
         info = await self.runtime.create(dataclasses.replace(spec, image=image))
         record.container_id = info.id
         info = await self.runtime.start(info.id)
+        if self._http is None:
+            self._http = aiohttp.ClientSession(auto_decompress=False)
+        deadline = time.monotonic() + self.settings.start_timeout
+        info = await wait_placed(self.runtime, info, deadline)  # a swarm places it later
         target = info.endpoints.get(template.app.port)
         if not target:
             raise StartFailed("the container has no address on the workspaces' network")
         await self.store.started(record, info.id, target)
-        await self._wait_ready(ready_url(target, pool.definition.name, record.slot, template,
-                                         pool.definition.ready_path),
-                               secret_header(template, record.secret), info.id)
-
-    async def _wait_ready(self, url: str, header: tuple[str, str], container_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.start_timeout
-        delay, next_inspect = 0.05, loop.time() + 1.0
-        if self._http is None:
-            self._http = aiohttp.ClientSession(auto_decompress=False)
-        while True:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with self._http.get(url, headers=dict([header]), allow_redirects=False,
-                                          timeout=aiohttp.ClientTimeout(total=5)) as response:
-                    if response.status == 200:
-                        return
-            now = loop.time()
-            if now > deadline:
-                raise StartFailed(f"the app did not answer within "
-                                  f"{self.settings.start_timeout:.0f} s")
-            if now >= next_inspect:
-                next_inspect = now + 1.0
-                info = await self.runtime.inspect(container_id)
-                if info is None or not info.running:
-                    raise StartFailed("the container exited before its app answered")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+        await wait_ready(self._http, self.runtime, ready_url(
+            target, pool.definition.name, record.slot, template, pool.definition.ready_path),
+            secret_header(template, record.secret), info.id, deadline)
 
     async def _ensure_network(self) -> None:
         async with self._network_lock:  # concurrent starts: one check, not one each
