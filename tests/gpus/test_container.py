@@ -162,6 +162,6 @@ async def test_the_service_on_swarm_reserves_generic_resources() -> None:
     await service.open()
     assert await service.take(1, "ada/x", GpuRequest(whole=2)) is None  # the swarm picks
     spec = service.container(base(), GpuRequest(whole=2), None)
-    assert spec.generic_resources == {"NVIDIA-GPU": 2} and spec.devices == []
+    assert spec.generic_resources == {"GPU": 2} and spec.devices == []
     with pytest.raises(Exception, match="shared GPU needs labspace's single-host runtime"):
         await service.take(1, "ada/x", GpuRequest(shared=True))

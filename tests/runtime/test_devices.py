@@ -72,16 +72,16 @@ async def test_a_container_gets_exactly_its_devices(
 async def test_generic_resources_are_refused_by_a_single_engine(
     docker_runtime: DockerRuntime, base_image: str, make_spec: SpecFactory,
 ) -> None:
-    spec = make_spec(base_image, command=SLEEP, generic_resources={"NVIDIA-GPU": 1})
+    spec = make_spec(base_image, command=SLEEP, generic_resources={"GPU": 1})
     with pytest.raises(InvalidInput, match="that is for Swarm"):
         await docker_runtime.create(spec)
     assert await docker_runtime.inspect(spec.name) is None
 
 
 def test_a_service_reserves_gpus_as_generic_resources_and_takes_no_devices() -> None:
-    spec = ContainerSpec(name="ws", image="img", generic_resources={"NVIDIA-GPU": 2})
+    spec = ContainerSpec(name="ws", image="img", generic_resources={"GPU": 2})
     body = service_spec(spec, caps=[], log_options={})
     assert body["TaskTemplate"]["Resources"]["Reservations"]["GenericResources"] == [
-        {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}]
+        {"DiscreteResourceSpec": {"Kind": "GPU", "Value": 2}}]
     with pytest.raises(InvalidInput, match="cannot be handed device nodes"):
         service_spec(replace(spec, devices=["/dev/nvidia0"]), caps=[], log_options={})

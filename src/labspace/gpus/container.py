@@ -20,8 +20,10 @@ from labspace.runtime import ContainerSpec
 # granted (another was free this time) is made again (workspaces/manager.py).
 LABEL_GPUS = "org.labspace.gpus"
 NO_GPU = "void"  # the toolkit's word for "none"
-# Swarm nodes advertise GPUs as this generic resource (dockerd's node-generic-resources).
-SWARM_GPU_RESOURCE = "NVIDIA-GPU"
+# Swarm nodes advertise GPUs as this generic resource (dockerd's node-generic-resources,
+# "GPU=<uuid>"); the swarm then sets DOCKER_RESOURCE_GPU, the variable the NVIDIA toolkit's
+# swarm-resource setting names by default.
+SWARM_GPU_RESOURCE = "GPU"
 
 
 def with_gpus(spec: ContainerSpec, grant: Grant | None, gpus: Sequence[GpuInfo],
@@ -46,7 +48,7 @@ def with_gpus(spec: ContainerSpec, grant: Grant | None, gpus: Sequence[GpuInfo],
 
 def with_cluster_gpus(spec: ContainerSpec, count: int) -> ContainerSpec:
     """On Swarm the scheduler picks the node and its GPUs: the service reserves ``count``
-    of the nodes' advertised NVIDIA-GPU resources, and the node's NVIDIA runtime hands in
+    of the nodes' advertised GPU resources, and the node's NVIDIA runtime hands in
     those it was given (see docs/admin.md, "GPUs on Swarm")."""
     return replace(spec, generic_resources={**spec.generic_resources,
                                             SWARM_GPU_RESOURCE: count},

@@ -3,7 +3,7 @@ hub's start-up (restore) and anyone who shows them (``readings``: the load page,
 
 On one Docker host labspace decides which GPU each workspace gets (GpuAllocator) and hands
 in exactly those device nodes. On Swarm (``cluster=True``) the scheduler decides: a start
-reserves N of the nodes' advertised NVIDIA-GPU resources and nothing is allocated here.
+reserves N of the nodes' advertised GPU resources and nothing is allocated here.
 """
 
 from __future__ import annotations

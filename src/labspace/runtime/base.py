@@ -62,7 +62,7 @@ class ContainerSpec:
     # Host device nodes handed in at the same path, read-write-mknod (a GPU's /dev/nvidia0
     # and the driver's control nodes: labspace.gpus). Swarm services cannot take devices.
     devices: list[str] = field(default_factory=list)
-    # A cluster's generic resources to reserve ({"NVIDIA-GPU": 1}): the scheduler places the
+    # A cluster's generic resources to reserve ({"GPU": 1}): the scheduler places the
     # task on a node advertising them; a single engine has none and refuses such a spec.
     generic_resources: dict[str, int] = field(default_factory=dict)
 
