@@ -132,7 +132,7 @@ class LoadFeed:
         """The newest frame if fresh, else one sampled now (for a single JSON answer)."""
         if (latest := self._fresh()) is not None:
             return latest
-        return await self._tick()
+        return await self._tick(since=time.monotonic() - self.interval)
 
     def _fresh(self) -> Frame | None:
         """The newest frame if it is at most about a tick old."""
@@ -141,11 +141,13 @@ class LoadFeed:
             return latest
         return None
 
-    async def _tick(self) -> Frame:
+    async def _tick(self, since: float) -> Frame:
+        """A new frame; or one taken after ``since`` by a caller this one waited for."""
         async with self._sampling:
-            if (latest := self._fresh()) is not None:  # sampled while this one waited
+            latest = self._latest
+            if latest is not None and latest.at >= since:
                 return latest
-            if self._latest is None or time.monotonic() - self._latest.at > 3 * self.interval:
+            if latest is None or time.monotonic() - latest.at > 3 * self.interval:
                 # Counters from long ago would average over the idle time: start afresh.
                 await self.collector.sample()
                 self.ticks += 1
@@ -160,7 +162,7 @@ class LoadFeed:
         while self._watchers:
             began = time.monotonic()
             try:
-                frame = await self._tick()
+                frame = await self._tick(since=began)
             except Exception:  # an engine hiccup must not end the page for everybody
                 log.exception("load page: sampling failed; trying again")
             else:
