@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from labspace.templates.idle import IDLE_AFTER_HELP, IDLE_CPU_HELP, check_idle_after
+from labspace.templates.idle import IdleCpuBelow, IdleStopAfter
 from labspace.templates.model import LimitSpec, TemplateSpec
 
 EVERYONE = "*"  # the access rule of those in none of the listed groups
@@ -21,13 +21,8 @@ class ProfileSpec(BaseModel):
     description: str = Field("", max_length=300)
     limits: LimitSpec = LimitSpec()
     # Unset: the template's; set, the profile's wins ("never" turns the template's off).
-    idle_stop_after: str | None = Field(None, description=IDLE_AFTER_HELP)
-    idle_cpu_below: float | None = Field(None, gt=0, le=100_000, description=IDLE_CPU_HELP)
-
-    @field_validator("idle_stop_after")
-    @classmethod
-    def _idle_after(cls, value: str | None) -> str | None:
-        return check_idle_after(value)
+    idle_stop_after: IdleStopAfter = None
+    idle_cpu_below: IdleCpuBelow = None
 
 
 class AccessRule(BaseModel):

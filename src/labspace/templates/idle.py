@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 NEVER = "never"
 MIN_IDLE_S = 60  # shorter would stop someone who is reading a page
@@ -77,3 +80,14 @@ class IdlePolicy:
         if self.cpu_below is not None:
             text += f", unless its CPU use is above {self.cpu_below:g}%"
         return text
+
+
+def _checked_after(value: str | None) -> str | None:
+    return check_idle_after(value)
+
+
+# The two idle fields, as templates and resource profiles both declare them (a profile's
+# unset fields leave the template's): `idle_stop_after: IdleStopAfter = None`.
+IdleStopAfter = Annotated[str | None, Field(description=IDLE_AFTER_HELP),
+                          AfterValidator(_checked_after)]
+IdleCpuBelow = Annotated[float | None, Field(gt=0, le=100_000, description=IDLE_CPU_HELP)]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from labspace.names import NAME_PATTERN
 from labspace.proxy.fields import valid_field_value, valid_secret_name
-from labspace.templates.idle import IDLE_AFTER_HELP, IDLE_CPU_HELP, IdlePolicy, check_idle_after
+from labspace.templates.idle import IdleCpuBelow, IdlePolicy, IdleStopAfter
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -142,13 +142,8 @@ class TemplateSpec(_Strict):
         default_factory=dict, max_length=16,
         description="Node labels a swarm node must carry to run it, e.g. {gpu = \"true\"} "
         "(runtime = \"swarm\"; a single host ignores them).")
-    idle_stop_after: str | None = Field(None, description=IDLE_AFTER_HELP)
-    idle_cpu_below: float | None = Field(None, gt=0, le=100_000, description=IDLE_CPU_HELP)
-
-    @field_validator("idle_stop_after")
-    @classmethod
-    def _idle_after(cls, value: str | None) -> str | None:
-        return check_idle_after(value)
+    idle_stop_after: IdleStopAfter = None
+    idle_cpu_below: IdleCpuBelow = None
 
     @property
     def idle_policy(self) -> IdlePolicy | None:
