@@ -17,7 +17,14 @@ from pathlib import Path
 import psutil
 
 from labspace.errors import LabspaceError
-from labspace.load.model import GpuReading, GpuReadings, ServerLoad, Snapshot, WorkspaceLoad
+from labspace.load.model import (
+    THIS_HOST,
+    GpuReading,
+    GpuReadings,
+    ServerLoad,
+    Snapshot,
+    WorkspaceLoad,
+)
 from labspace.runtime import NodeInfo, Runtime
 from labspace.runtime.base import LABEL_APP, LABEL_INSTANCE, LABEL_OWNER, LABEL_WORKSPACE
 from labspace.runtime.usage import Usage, UsageSource
@@ -124,8 +131,9 @@ class LoadCollector:
                                        availability="active", cpus=0, memory_bytes=0,
                                        labels={})]:
             workspaces = sorted(placed.pop(node.hostname, []), key=lambda w: (w.owner, w.name))
+            here = gpus.get(THIS_HOST, ()) if self.measured(node, nodes) else ()
             servers.append(self._server(node, nodes, host, host_cpu, workspaces,
-                                        list(gpus.get(node.hostname, ()))))
+                                        [*gpus.get(node.hostname, ()), *here]))
         return Snapshot(taken_at=time.time(), interval=self.interval, servers=servers)
 
     def _rate(self, container_id: str, now: float, usage: Usage | None) -> float | None:

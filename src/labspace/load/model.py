@@ -22,11 +22,14 @@ class GpuReading:
     memory_total_bytes: int | None
     uuid: str = ""
     holders: tuple[str, ...] = ()  # "owner/workspace" of those using it
+    shared: bool = False  # time-sliced by its holders
 
 
-# The seam for GPU figures: the readings of every server's GPUs, by server (node hostname;
-# the single engine's host name). Called once per tick; None (the default): no GPU column.
+# The seam for GPU figures: the readings of every server's GPUs, by server (a node's
+# hostname, or THIS_HOST for the one the hub runs on and measures). Called once per tick;
+# None (the default): no GPUs shown. load/gpus.py adapts labspace.gpus to it.
 GpuReadings = Callable[[], Awaitable[Mapping[str, Sequence[GpuReading]]]]
+THIS_HOST = ""
 
 
 @dataclass(frozen=True)

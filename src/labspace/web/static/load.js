@@ -78,7 +78,9 @@
       var used = share(gpu.memory_used_bytes, gpu.memory_total_bytes);
       figure(list, "GPU " + gpu.index, "gpu-" + gpu.index, gpu.name + ": " +
              percent(gpu.utilization_percent) + " busy, " + bytes(gpu.memory_used_bytes) +
-             " of " + bytes(gpu.memory_total_bytes) + (gpu.held ? "" : " (free)"),
+             " of " + bytes(gpu.memory_total_bytes) + (gpu.shared ? ", shared" : "") +
+             (!gpu.held ? ", free" : gpu.holders.length ? ", held by " +
+              gpu.holders.join(", ") : ", in use"),
              gpu.utilization_percent);
     });
     card.appendChild(list);
