@@ -32,6 +32,7 @@ from labspace.identity.revocation import ProxyNotifier
 from labspace.identity.tokens import issue_token
 from labspace.identity.users import INSTRUCTOR, UserService
 from labspace.load import LoadFeed, open_feed
+from labspace.load.gpus import this_host
 from labspace.origins import Origins
 from labspace.policy import Allowance, allowance_for
 from labspace.policy.allowance import UNRESTRICTED
@@ -105,7 +106,8 @@ class Hub:
         """The load page's sampling (labspace.load): made on first use, and it samples
         only while a page watches."""
         if self._load is None:
-            self._load = open_feed(self.settings, self.runtime)
+            self._load = open_feed(self.settings, self.runtime,
+                                   gpus=this_host(self.gpus.readings))
         return self._load
 
     @property
