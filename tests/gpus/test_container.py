@@ -15,6 +15,7 @@ from labspace.gpus.driver import BIN_DIR, LIB_DIR, DriverFiles, find_driver_file
 from labspace.runtime import ContainerSpec, Mount
 
 DRIVER = "550.54.15"
+ELF64 = b"\x7fELF\x02\x01\x01"  # what a library's first bytes say: ELF, 64-bit
 GPUS = [GpuInfo(index=i, uuid=f"GPU-{i}aa", name="NVIDIA H100", minor=i + 10,
                 memory_total_bytes=80, memory_used_bytes=0, mig=False) for i in range(4)]
 
@@ -28,9 +29,13 @@ def driver_tree(root: Path) -> Path:
     """A host's driver, as the NVIDIA installer lays it out (files and soname links)."""
     lib = root / "usr/lib/x86_64-linux-gnu"
     lib.mkdir(parents=True)
+    lib32 = root / "usr/lib/i386-linux-gnu"  # a multiarch host's 32-bit copies
+    lib32.mkdir(parents=True)
     for name in ("libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler"):
-        (lib / f"{name}.so.{DRIVER}").write_bytes(b"\x7fELF")
+        (lib / f"{name}.so.{DRIVER}").write_bytes(ELF64)
         os.symlink(f"{name}.so.{DRIVER}", lib / f"{name}.so.1")
+    (lib32 / f"libcuda.so.{DRIVER}").write_bytes(b"\x7fELF\x01")
+    (lib32 / "libnvidia-ml.so.1").write_bytes(b"\x7fELF\x01")
     os.symlink("libcuda.so.1", lib / "libcuda.so")
     (lib / "libGL.so.1").write_bytes(b"")  # not the driver's: never handed in
     (root / "usr/bin").mkdir(parents=True)
@@ -44,7 +49,8 @@ def driver_tree(root: Path) -> Path:
 def test_whole_gpus_get_exactly_their_nodes_and_the_drivers_files(tmp_path: Path) -> None:
     lib = driver_tree(tmp_path)
     files = find_driver_files([tmp_path / "no-cdi"], dev_dir=tmp_path / "dev",
-                              lib_dirs=[str(lib)], bin_dirs=[str(tmp_path / "usr/bin")])
+                              lib_dirs=[str(tmp_path / "usr/lib/i386-linux-gnu"), str(lib)],
+                              bin_dirs=[str(tmp_path / "usr/bin")])
     assert files.origin == "host"
     # the control nodes that exist (no uvm-tools here; never nvidia-modeset)
     assert files.control_nodes == (str(tmp_path / "dev/nvidiactl"),

@@ -71,9 +71,9 @@ def find_driver_files(cdi_dirs: Sequence[Path], *, dev_dir: Path = Path("/dev"),
     for path, spec in _cdi_specs(cdi_dirs):
         if spec.get("kind") == CDI_KIND:
             return _from_cdi(spec, f"cdi:{path}")
-    dirs = list(lib_dirs) if lib_dirs is not None else linker_dirs(ld_conf) + [
-        d for d in STANDARD_LIB_DIRS]
-    return _from_host(dev_dir, dirs, bin_dirs)
+    dirs = list(lib_dirs) if lib_dirs is not None else linker_dirs(ld_conf) + list(
+        STANDARD_LIB_DIRS)
+    return _from_host(dev_dir, list(dict.fromkeys(dirs)), bin_dirs)
 
 
 # -- the CDI specification ----------------------------------------------------------------
@@ -175,7 +175,9 @@ def _from_host(dev_dir: Path, lib_dirs: Sequence[str], bin_dirs: Sequence[str]
         for directory in lib_dirs:  # the first directory that has it, as the linker would
             names = sorted(glob.glob(os.path.join(glob.escape(directory),
                                                   glob.escape(library) + ".so*")))
-            names = [n for n in names if os.path.exists(n)]  # no dangling links
+            # no dangling links; and not the 32-bit copies a multiarch host keeps in its
+            # i386 directory, which the linker lists too (a 64-bit CUDA cannot load them)
+            names = [n for n in names if os.path.exists(n) and _elf64(n)]
             if names:
                 mounts += [Mount(n, f"{LIB_DIR}/{os.path.basename(n)}", read_only=True)
                            for n in names]
@@ -188,6 +190,15 @@ def _from_host(dev_dir: Path, lib_dirs: Sequence[str], bin_dirs: Sequence[str]
                 break
     origin = "host" if mounts else "none"
     return DriverFiles(control, tuple(_unique(mounts)), origin)
+
+
+def _elf64(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(5)
+    except OSError:
+        return False
+    return head[:4] == b"\x7fELF" and head[4:5] == b"\x02"  # EI_CLASS: ELFCLASS64
 
 
 def _unique(mounts: list[Mount]) -> list[Mount]:
