@@ -232,6 +232,11 @@ class Settings(BaseSettings):
         description="Key that signs CSRF tokens. Default: generated once and kept in "
         "data_dir/secret_key.",
     )
+    metrics_token: str = Field(
+        "", description="A bearer token Prometheus sends to scrape /hub/metrics (`Authorization: "
+        "Bearer <token>`; at least 32 characters, e.g. `openssl rand -hex 32`). Empty: only "
+        "administrators (their session or API token) may read the metrics. See docs/admin.md, "
+        "\"Metrics\".")
     default_image_tag: str = Field(
         "labspace/jupyterlab:latest", description="Image of the built-in JupyterLab template."
     )
@@ -310,6 +315,14 @@ class Settings(BaseSettings):
     def _port_in_range(cls, value: int) -> int:
         if not 0 <= value <= 65535:
             raise ValueError("a port is a number from 0 to 65535")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        # Prometheus sends it on every scrape from another machine: it must not be guessable.
+        if value and len(value) < 32:
+            raise ValueError("use at least 32 characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @field_validator("trusted_proxies")

@@ -86,8 +86,11 @@ class RuntimeFailure(LabspaceError):
 
 
 class StartFailed(RuntimeFailure):
-    """A workspace did not reach ``running``; ``logs`` holds the container's last lines."""
+    """A workspace did not reach ``running``; ``logs`` holds the container's last lines and
+    ``reason`` why, for metrics (one of workspaces.metrics.START_FAILURE_REASONS)."""
 
-    def __init__(self, message: str, *, logs: str = "", detail: str | None = None) -> None:
+    def __init__(self, message: str, *, logs: str = "", detail: str | None = None,
+                 reason: str = "runtime") -> None:
         super().__init__(message, detail=detail)
         self.logs = logs
+        self.reason = reason

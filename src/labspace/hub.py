@@ -33,6 +33,7 @@ from labspace.identity.tokens import issue_token
 from labspace.identity.users import INSTRUCTOR, UserService
 from labspace.load import LoadFeed, open_feed
 from labspace.load.gpus import this_host
+from labspace.metrics import HubMetrics
 from labspace.origins import Origins
 from labspace.policy import Allowance, allowance_for
 from labspace.policy.allowance import UNRESTRICTED
@@ -97,6 +98,7 @@ class Hub:
     gpus: GpuService = field(default_factory=lambda: GpuService(NoGpus()))
     oidc: OidcClient | None = None  # single sign-on, where oidc_issuer is set
     directory: LdapDirectory | None = None  # the lab's LDAP directory, where auth = "ldap"
+    metrics: HubMetrics | None = None  # /hub/metrics (labspace/metrics.py)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _creating: asyncio.Lock = field(default_factory=asyncio.Lock)
     _load: LoadFeed | None = None
@@ -355,8 +357,10 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None,
     store = WorkspaceStore(db, bus)
     runtime = runtime or default_runtime(settings)
     ssh_keys = SshKeyStore(db, SshFiles(settings.homes))
+    metrics = HubMetrics(db)
     gpus = await open_gpus(settings, store, gpu_source)
-    manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys, gpus=gpus)
+    manager = WorkspaceManager(settings, runtime, templates, store, ssh_keys,
+                               metrics=metrics.starts, gpus=gpus)
     proxy = ProxyNotifier(settings.control_socket)
     audit = AuditLog(db, settings.audit_retention_days)
     idle = IdleCuller(store=store, manager=manager, templates=templates,
@@ -365,6 +369,8 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None,
     directory = lab_directory(settings)
     sharing = PortSharing(ShareStore(db), runtime, templates,
                           Origins(settings.url, settings.apps_domain), proxy.shares_changed)
+    apps = _apps(settings, db, runtime, templates)
+    metrics.watch_pools(apps.pools)
     return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
                store=store, manager=manager, bus=bus,
                authenticator=build_authenticator(settings, users, directory),
@@ -373,7 +379,7 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None,
                sharing=sharing, oidc=single_sign_on(settings),
                audit=audit, idle=idle,
                workshops=WorkshopService(db, users, Sealer(settings.signing_key())),
-               apps=_apps(settings, db, runtime, templates), gpus=gpus)
+               apps=apps, metrics=metrics, gpus=gpus)
 
 
 async def open_gpus(settings: Settings, store: WorkspaceStore,

@@ -31,7 +31,8 @@ def _mask_url(url: str) -> str:
 
 
 # Settings whose values are credentials: never printed.
-SECRET_SETTINGS = ("secret_key", "ldap_bind_password", "oidc_client_secret")
+SECRET_SETTINGS = ("secret_key", "ldap_bind_password", "oidc_client_secret",
+                   "metrics_token")
 
 
 def effective_settings() -> dict[str, Any]:

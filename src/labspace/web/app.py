@@ -115,6 +115,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         clilogin,
         join,
         login,
+        metrics,
         nodes,
         oidc,
         open,
@@ -152,6 +153,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     from labspace.web import quotas
 
     app.include_router(quotas.router)
+    app.include_router(metrics.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
     app.add_middleware(BodyLimits, session_cookies=(settings.session_cookie,),

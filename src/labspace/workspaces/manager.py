@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,14 @@ from pathlib import Path
 import aiohttp
 
 from labspace.config import Settings
-from labspace.errors import Conflict, InvalidInput, LabspaceError, RuntimeFailure, StartFailed
+from labspace.errors import (
+    Conflict,
+    InvalidInput,
+    LabspaceError,
+    QuotaExceeded,
+    RuntimeFailure,
+    StartFailed,
+)
 from labspace.gpus import WAITING_FOR_A_GPU, GpuRequest, GpuService, Grant
 from labspace.gpus.container import LABEL_GPUS
 from labspace.policy.model import ProfileSpec, with_profile
@@ -27,6 +35,7 @@ from labspace.ssh import SshKeyStore
 from labspace.storage import ensure_home
 from labspace.templates import TemplateSpec
 from labspace.templates.store import TemplateStore
+from labspace.workspaces.metrics import StartMetrics
 from labspace.workspaces.quotas import QuotaBook
 from labspace.workspaces.sharedfolders import shared_mounts
 from labspace.workspaces.spec import (
@@ -58,10 +67,12 @@ class WorkspaceManager:
         store: WorkspaceStore,
         ssh: SshKeyStore | None = None,
         quotas: QuotaBook | None = None,
+        metrics: StartMetrics | None = None,
         gpus: GpuService | None = None,
     ) -> None:
         self.settings = settings
         self.gpus = gpus  # None: no GPU is handed out, nor asked about (tests, no NVML)
+        self.metrics = metrics  # None: starts are not measured (tests of the manager alone)
         # Checked at each start, before anything is made (workspaces/quotas.py).
         self.quotas = quotas or QuotaBook(store.db, templates, settings.profiles)
         self.ssh = ssh  # None: workspaces get no SSH files (tests of the manager alone)
@@ -93,10 +104,15 @@ class WorkspaceManager:
         record = await self.store.get(owner, name)
         if record.id in self._starts or record.state == State.RUNNING:
             return record  # already on its way, or there
-        async with self.quotas.reserve(record):  # QuotaExceeded: nothing is made
-            if record.id in self._starts:  # a start asked meanwhile (it waited for the check)
-                return await self.store.get(owner, name)
-            record = await self.store.transition(record.id, State.PENDING, "queued")
+        try:
+            async with self.quotas.reserve(record):  # QuotaExceeded: nothing is made
+                if record.id in self._starts:  # a start asked meanwhile (it waited for it)
+                    return await self.store.get(owner, name)
+                record = await self.store.transition(record.id, State.PENDING, "queued")
+        except QuotaExceeded:
+            if self.metrics is not None:
+                self.metrics.refused()  # a start failure by quota, though none began
+            raise
         self._launch_start(record.id)
         return record
 
@@ -181,21 +197,26 @@ class WorkspaceManager:
         )
 
     async def _start(self, workspace_id: int) -> None:
+        # From the queueing (this task starts at once): a burst's wait for a slot is part of
+        # the start its owner sees. A cancelled start (stopped, hub closing) is not measured.
+        began = time.monotonic()
         async with self._lock(workspace_id):
             record = await self.store.get_by_id(workspace_id)
             if record is None or record.state not in (State.PENDING, State.STARTING):
                 return
             try:
                 await self._start_locked(record)
+                if self.metrics is not None:
+                    self.metrics.succeeded(time.monotonic() - began)
             except asyncio.CancelledError:
                 if not self._closing:
                     await self._mark_interrupted(record)
                 raise
             except LabspaceError as error:
-                await self._fail(record, error)
+                await self._fail(record, error, began)
             except Exception as error:
                 log.exception("start of workspace %s/%s failed", record.owner, record.name)
-                await self._fail(record, RuntimeFailure(f"unexpected error: {error}"))
+                await self._fail(record, RuntimeFailure(f"unexpected error: {error}"), began)
 
     def _profile(self, name: str) -> ProfileSpec | None:
         if not name:
@@ -236,7 +257,8 @@ class WorkspaceManager:
         await self.store.note(record, f"container started{_on(container.node)}")
         if not container.running:
             raise StartFailed(f"the container exited (code {container.exit_code}) before its "
-                              "app answered", logs=await self._logs(container.id))
+                              "app answered", logs=await self._logs(container.id),
+                              reason="exited")
         # Where the backend says the app's port is reachable: never built here, so another
         # backend (a swarm node, a service address) fits without the manager knowing it.
         target = container.endpoints.get(template.app.port)
@@ -261,7 +283,7 @@ class WorkspaceManager:
                 said = why
             if loop.time() > deadline:
                 raise StartFailed(f"not placed within {self.settings.placement_timeout:.0f} s: "
-                                  f"{why}")
+                                  f"{why}", reason="placement")
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.5)
             found = await self.runtime.inspect(container.id)
@@ -312,7 +334,11 @@ class WorkspaceManager:
         async def progress(line: str) -> None:  # the pull's bytes, as the workspace's message
             await self.store.transition(record.id, State.STARTING, line)
 
-        spec = replace(spec, image=await self.runtime.ensure_image(spec.image, progress))
+        try:
+            spec = replace(spec, image=await self.runtime.ensure_image(spec.image, progress))
+        except RuntimeFailure as error:  # the engine answered (ensure_network did) but has
+            # no such image and cannot pull it: the template's image is at fault
+            raise StartFailed(error.message, detail=error.detail, reason="image") from error
         try:
             container = await self.runtime.create(spec)
         except Conflict:
@@ -357,7 +383,7 @@ class WorkspaceManager:
             if now > deadline:
                 raise StartFailed(
                     f"the app did not answer within {self.settings.start_timeout:.0f} s",
-                    logs=await self._logs(container_id),
+                    logs=await self._logs(container_id), reason="timeout",
                 )
             if now >= next_inspect:
                 next_inspect = now + 1.0
@@ -366,7 +392,8 @@ class WorkspaceManager:
                     code = info.exit_code if info else None
                     why = (info.error if info is not None and code is None and info.error
                            else f"the container exited (code {code}) before its app answered")
-                    raise StartFailed(why, logs=await self._logs(container_id))
+                    raise StartFailed(why, logs=await self._logs(container_id),
+                                      reason="exited")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
@@ -381,7 +408,9 @@ class WorkspaceManager:
         except LabspaceError:
             return ""
 
-    async def _fail(self, record: WorkspaceRecord, error: LabspaceError) -> None:
+    async def _fail(self, record: WorkspaceRecord, error: LabspaceError, began: float) -> None:
+        if self.metrics is not None:
+            self.metrics.failed(time.monotonic() - began, error)
         logs = getattr(error, "logs", "") or ""
         message = error.message + (f"\n--- last log lines ---\n{logs}" if logs else "")
         current = await self.store.get_by_id(record.id)
