@@ -46,5 +46,5 @@ async def test_admins_see_them_but_make_no_workspace_or_workshop_of_them(
     assert (await client.get("/hub/api/workshops")).json() == []
     async with await browser_as(client, "ada") as browser:
         form = await browser.get("/hub/workshops")
-    assert form.status_code == 200 and 'value="jupyterlab"' in form.text
-    assert not any(f'value="{name}"' in form.text for name in APP_ONLY)
+    assert form.status_code == 200 and 'value="template:jupyterlab"' in form.text
+    assert not any(f'value="template:{name}"' in form.text for name in APP_ONLY)

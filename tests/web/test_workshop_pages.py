@@ -29,7 +29,7 @@ async def test_an_instructor_runs_a_workshop_from_the_pages(
     async with await browser_as(member, "teacher") as browser:
         csrf = csrf_of(await browser.get("/hub/workshops"))
         made = await browser.post("/hub/workshops", data={
-            "_csrf": csrf, "name": "intro", "seats": "3", "expires": "2d", "template": ""})
+            "_csrf": csrf, "name": "intro", "seats": "3", "expires": "2d", "opens": ""})
         assert made.status_code == 303 and made.headers["location"] == "/hub/workshops/intro"
         page = await browser.get("/hub/workshops/intro")
         assert all(f"intro-0{n}" in page.text for n in (1, 2, 3))
@@ -76,3 +76,32 @@ async def test_the_pages_refuse_members_other_origins_and_forged_forms(
         assert forged.status_code == 403
         assert await hub.workshops.list() == []
         assert 'href="/hub/workshops"' in (await browser.get("/hub/")).text
+
+
+async def test_an_instructors_workshop_page_opens_an_instant_app(
+        api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    """The create form offers templates and instant apps in one list; what it sends is
+    checked as the API checks it (an unknown app, a made-up kind: refused, nothing made)."""
+    member, _ = api
+    hub = hub_of(member)
+    async with await client_as(member, "teacher") as teacher:
+        await hub.users.update("teacher", role="instructor")
+        added = await teacher.post("/hub/api/apps", json={
+            "name": "intro", "template": "notebook-app", "path": "lab/tree/welcome.ipynb"})
+        assert added.status_code == 201, added.text
+    async with await browser_as(member, "teacher") as browser:
+        page = await browser.get("/hub/workshops")
+        assert 'value="app:intro"' in page.text and 'value="template:jupyterlab"' in page.text
+        form = {"_csrf": csrf_of(page), "seats": "2", "expires": "2d"}
+        for opens, status, said in (("app:ghost", 404, "ghost"), ("shell:rm", 400, "choose"),
+                                    ("app:", 400, "choose")):
+            refused = await browser.post("/hub/workshops",
+                                         data={**form, "name": "bad", "opens": opens})
+            assert refused.status_code == status and said in refused.text, opens
+        assert await hub.workshops.list() == []
+        made = await browser.post("/hub/workshops",
+                                  data={**form, "name": "demo", "opens": "app:intro"})
+        assert made.status_code == 303, made.text[:300]
+        info = await hub.workshops.get("demo")
+        assert (info.app, info.template) == ("intro", None)
+        assert "app intro" in (await browser.get("/hub/workshops")).text

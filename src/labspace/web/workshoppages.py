@@ -40,8 +40,9 @@ async def _list(request: Request, caller: Caller, hub: HubDep, *, status: int = 
     mine = [info for info in await hub.workshops.list()
             if info.managed_by(caller.name, is_admin=caller.is_admin)]
     templates = [spec for spec in await hub.templates.list() if spec.workspaces]
+    apps = [record.definition for record in await hub.apps.list()]
     return render_page(request, "workshops.html", caller, status, workshops=mine,
-                       templates=templates, error=error, form=form or {})
+                       templates=templates, apps=apps, error=error, form=form or {})
 
 
 @router.get("")
@@ -55,12 +56,17 @@ async def workshops_create(
     name: Annotated[str, Form(max_length=30)] = "",
     seats: Annotated[int, Form(ge=1, le=1000)] = 20,
     expires: Annotated[str, Form(max_length=40)] = "",
-    template: Annotated[str, Form(max_length=30)] = "",
+    opens: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
-    form = {"name": name, "seats": seats, "expires": expires, "template": template}
+    """``opens``: "" (attendees choose), "template:<name>" or "app:<name>"."""
+    form = {"name": name, "seats": seats, "expires": expires, "opens": opens}
+    kind, _, what = opens.partition(":")
     try:
+        if opens and (kind not in ("template", "app") or not what):
+            raise InvalidInput("choose a workspace template or an instant app from the list")
         body = WorkshopCreate(name=name.strip(), seats=seats, expires=expires,
-                              template=template or None)
+                              template=what if kind == "template" else None,
+                              app=what if kind == "app" else None)
         await api_create(body, caller, hub, audit)
     except LabspaceError as error:
         return await _list(request, caller, hub, status=error.http_status, error=error.message,
