@@ -152,6 +152,13 @@ async def test_off_counts_nothing(tmp_path: Path) -> None:
     ("lab.localhost:8000", "/tunnel/alice/lab/22", "tunnel"),
     ("lab.localhost:8000", "/apps/intro/s1/", "claim"),
     ("lab.localhost:8000", "/favicon.ico", "other"),
+    ("lab.localhost:8000", "/hub", "hub"),
+    ("lab.localhost:8000", "/hub?next=/", "hub"),
+    ("lab.localhost:8000", "/hubris", "other"),
+    ("lab.localhost:8000", "/user", "other"),
+    ("lab.localhost:8000", "/tunnels", "other"),
+    ("lab.localhost:8000", "/", "other"),
+    ("lab.localhost:8000", "", "other"),
     ("lab--alice.apps.localhost:8000", "/user/alice/lab/", "workspace"),
     ("8080-lab--alice.apps.localhost:8000", "/", "share"),
 ])
