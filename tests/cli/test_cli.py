@@ -124,12 +124,13 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
         "LABSPACE_OIDC_ISSUER": "https://sso.example.org/realms/lab",
         "LABSPACE_OIDC_CLIENT_ID": "labspace",
         "LABSPACE_OIDC_CLIENT_SECRET": "oidc-client-secret-xyz",
+        "LABSPACE_METRICS_TOKEN": "prometheus-scrape-token-0123456789abcdef",
     }
     for args in (["config", "show"], ["config", "show", "--json"]):
         result = runner.invoke(app, args, env=env)
         assert result.exit_code == 0, result.output
         for secret in ("very-secret-signing-key", "db-pass-123", "ldap-search-account-pw",
-                       "oidc-client-secret-xyz"):
+                       "oidc-client-secret-xyz", "prometheus-scrape-token"):
             assert secret not in result.output
         assert "9123" in result.output
     data = json.loads(runner.invoke(app, ["config", "show", "--json"], env=env).output)
