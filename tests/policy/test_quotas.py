@@ -44,10 +44,10 @@ def test_applicable_is_the_users_own_then_their_groups() -> None:
     (QuotaLimits(cpus=8), Resources(cpus=6, running=2), Resources(cpus=4, running=1),
      "group phd may use at most 8 CPUs at once and its members use 6 CPUs; this workspace "
      "asks for 4 CPUs: stop one first"),
-    (QuotaLimits(memory_bytes=16 * GIB), Resources(memory_bytes=12 * GIB),
+    (QuotaLimits(memory_bytes=16 * GIB), Resources(memory_bytes=12 * GIB, running=2),
      Resources(memory_bytes=8 * GIB), "group phd may use at most 16 GiB of memory at once "
      "and its members use 12 GiB; this workspace asks for 8 GiB: stop one first"),
-    (QuotaLimits(gpus=2), Resources(gpus=2), Resources(gpus=1),
+    (QuotaLimits(gpus=2), Resources(gpus=2, running=1), Resources(gpus=1),
      "group phd may use at most 2 GPUs at once and its members use 2 GPUs; this workspace "
      "asks for 1 GPU: stop one first"),
     (QuotaLimits(running=3), Resources(running=3), Resources(running=1),
@@ -74,6 +74,14 @@ def test_exactly_full_passes_and_fractions_add_up() -> None:
     assert refused.value.message == ("user ada may use at most 0.3 CPUs at once and uses "
                                      "0.1 CPUs; this workspace asks for 0.25 CPUs: stop one "
                                      "first")
+
+
+def test_with_nothing_running_stopping_is_no_advice() -> None:
+    with pytest.raises(QuotaExceeded) as refused:
+        check(Quota("user", "ada", QuotaLimits(cpus=2)), Resources(), Resources(4, 0, 0, 1))
+    assert refused.value.message == ("user ada may use at most 2 CPUs at once and uses 0 "
+                                     "CPUs; this workspace asks for 4 CPUs: ask an "
+                                     "administrator")
 
 
 def test_a_point_asked_nothing_of_never_refuses() -> None:

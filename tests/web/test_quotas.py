@@ -38,7 +38,10 @@ async def test_admins_set_list_and_remove_quotas(
     assert refused.json()["error"] == ("user ada may use at most 3 CPUs at once and uses 2 "
                                        "CPUs; this workspace asks for 2 CPUs: stop one first")
     hub = hub_of(api)
-    assert (await hub.store.get("ada", "more")).state == "stopped"  # made, never started
+    assert [record.name for record in await hub.store.list("ada")] == ["lab"]  # undone
+    made = await api.post("/hub/api/workspaces",
+                          json={"name": "more", "template": "jupyterlab", "start": False})
+    assert made.status_code == 201
     start = await api.post("/hub/api/workspaces/ada/more/start")
     assert start.status_code == 409 and "user ada may use at most 3 CPUs" in start.text
     assert (await api.delete("/hub/api/quotas/user/ada")).status_code == 204
@@ -120,3 +123,23 @@ async def test_bad_names_are_refused(admin_api: tuple[httpx.AsyncClient, FakeRun
     api, _ = admin_api
     answer = await api.put(path, json={"cpus": 1})
     assert answer.status_code == 400 and "invalid" in answer.json()["error"]
+
+
+async def test_the_new_workspace_form_says_why_and_makes_nothing(
+        api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    member, runtime = api
+    hub = hub_of(member)
+    await hub.users.update("ada", groups=[{"name": "phd", "gid": None}])
+    async with await client_as(member, "boss", admin=True) as admin:
+        assert (await admin.put("/hub/api/quotas/group/phd",
+                                json={"running": 0})).status_code == 200
+    async with await browser_as(member, "ada") as browser:
+        home = await browser.get("/hub/")
+        token = CSRF_RE.search(home.text)
+        assert token
+        refused = await browser.post("/hub/workspaces", data={
+            "_csrf": token.group(1), "name": "lab", "template": "jupyterlab"})
+    assert refused.status_code == 409
+    assert ("group phd may run at most 0 workspace(s) at once and its members run 0: ask an "
+            "administrator") in refused.text
+    assert await hub.store.list("ada") == [] and runtime.containers == {}

@@ -116,27 +116,29 @@ def check(quota: Quota, in_use: Resources, ask: Resources) -> None:
     who = f"{quota.scope} {quota.name}"
     them = "its members use" if quota.scope == "group" else "uses"
     limits = quota.limits
+    # With nothing running, stopping helps nothing: the quota is too small for this one.
+    then = ": stop one first" if in_use.running else ": ask an administrator"
     if limits.running is not None and in_use.running + ask.running > limits.running:
         runs = "its members run" if quota.scope == "group" else "runs"
         raise QuotaExceeded(f"{who} may run at most {limits.running} workspace(s) at once and "
-                            f"{runs} {in_use.running}: stop one first", quota=quota.key,
+                            f"{runs} {in_use.running}{then}", quota=quota.key,
                             resource="running")
     # A little slack for float sums (0.1 + 0.2): quotas are about whole cores in practice.
     if ask.cpus and limits.cpus is not None and in_use.cpus + ask.cpus > limits.cpus + 1e-9:
         raise QuotaExceeded(f"{who} may use at most {_cpus(limits.cpus)} at once and {them} "
                             f"{_cpus(in_use.cpus)}; this workspace asks for "
-                            f"{_cpus(ask.cpus)}: stop one first", quota=quota.key,
+                            f"{_cpus(ask.cpus)}{then}", quota=quota.key,
                             resource="cpus")
     if (ask.memory_bytes and limits.memory_bytes is not None
             and in_use.memory_bytes + ask.memory_bytes > limits.memory_bytes):
         raise QuotaExceeded(f"{who} may use at most {size_text(limits.memory_bytes)} of memory "
                             f"at once and {them} {size_text(in_use.memory_bytes)}; this "
-                            f"workspace asks for {size_text(ask.memory_bytes)}: stop one "
-                            "first", quota=quota.key, resource="memory")
+                            f"workspace asks for {size_text(ask.memory_bytes)}{then}",
+                            quota=quota.key, resource="memory")
     if ask.gpus and limits.gpus is not None and in_use.gpus + ask.gpus > limits.gpus:
         raise QuotaExceeded(f"{who} may use at most {_gpus(limits.gpus)} at once and {them} "
                             f"{_gpus(in_use.gpus)}; this workspace asks for "
-                            f"{_gpus(ask.gpus)}: stop one first", quota=quota.key,
+                            f"{_gpus(ask.gpus)}{then}", quota=quota.key,
                             resource="gpus")
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
 
 from labspace import __version__
-from labspace.errors import InvalidInput, LabspaceError, NotFound, PermissionDenied
+from labspace.errors import InvalidInput, LabspaceError, NotFound, PermissionDenied, QuotaExceeded
 from labspace.hub import Hub
 from labspace.identity.passwords import generate_password
 from labspace.identity.tokens import digest, issue_token
@@ -313,7 +313,12 @@ async def create_workspace(
     target = f"{owner}/{body.name}"
     await audit("workspace.create", actor=caller.name, target=target, template=body.template)
     if body.start:
-        record = await hub.start_workspace(owner, body.name, by_admin=acting)
+        try:
+            record = await hub.start_workspace(owner, body.name, by_admin=acting)
+        except QuotaExceeded:  # refused before anything ran: undone, as the page does
+            await hub.manager.delete(owner, body.name)
+            await audit("workspace.delete", actor=caller.name, target=target, why="quota")
+            raise
         await audit("workspace.start", actor=caller.name, target=target)
     return (await public_workspaces(hub, [record]))[0]
 
