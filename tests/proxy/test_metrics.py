@@ -130,6 +130,21 @@ async def test_not_on_the_public_port(counted: Counted) -> None:
                     assert "labspace_proxy_requests" not in body, path
 
 
+async def test_a_hub_that_does_not_answer_is_an_upstream_error(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, hub_host="127.0.0.1", hub_port=free_port())
+    app = create_app(settings, StaticRouteSource(), metrics=True)
+    runner = await start_proxy(app, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as client, client.get(
+                f"http://127.0.0.1:{runner.addresses[0][1]}/hub/api/") as response:
+            assert response.status == 503
+        text = app[PROXY_KEY].metrics.exposition().decode()
+    finally:
+        await runner.cleanup()
+    assert 'labspace_proxy_upstream_errors_total{upstream="hub"} 1.0' in text
+    assert 'labspace_proxy_requests_total{code="5xx",kind="hub"} 1.0' in text
+
+
 async def test_off_counts_nothing(tmp_path: Path) -> None:
     """LABSPACE_PROXY_METRICS=0 (benchmarks): the handler is not wrapped at all."""
     hub_runner, hub_port = await serve(hub_app(Recorder()))

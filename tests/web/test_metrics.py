@@ -5,11 +5,13 @@ labspace_proxy_up is 0), and nobody but an admin or the metrics token reads any 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from labspace.config import load_settings
@@ -169,6 +171,30 @@ async def test_a_proxy_that_does_not_answer_leaves_the_hubs_half(
     found = await scrape(api)
     assert value(found, "labspace_proxy_up") == 0
     assert ("labspace_workspaces", frozenset({("state", "stopped")})) in found
+
+
+async def test_a_stuck_proxy_costs_the_scrape_a_second_at_most(
+        admin_api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    """A control socket that accepts and never answers (a proxy stuck in a long call)."""
+    api, _ = admin_api
+
+    async def stuck(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(text="too late")
+
+    app = web.Application()
+    app.router.add_get("/metrics", stuck)
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    await web.UnixSite(runner, str(hub_of(api).settings.control_socket)).start()
+    try:
+        began = time.monotonic()
+        found = await scrape(api)
+        took = time.monotonic() - began
+    finally:
+        await runner.cleanup()
+    assert value(found, "labspace_proxy_up") == 0
+    assert took < 3, took  # PROXY_TIMEOUT is 1 s
 
 
 async def test_the_metrics_token(token_api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
