@@ -7,7 +7,7 @@ see (an ordinary user: the servers' totals and their own workspaces; an admin: a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -72,9 +72,11 @@ class Snapshot:
         are left out, not anonymised: their names are not an ordinary user's business."""
         servers = []
         for server in self.servers:
-            shown = asdict(server)
+            # vars(), not dataclasses.asdict: asdict deep-copies every field, a third of a
+            # tick's CPU at a hundred workspaces; these fields are flat already.
+            shown = dict(vars(server))
             shown["gpus"] = [_gpu(gpu, owner) for gpu in server.gpus]
-            shown["workspaces"] = [asdict(w) for w in server.workspaces
+            shown["workspaces"] = [dict(vars(w)) for w in server.workspaces
                                    if owner is None or w.owner == owner]
             shown["workspace_count"] = len(server.workspaces)
             servers.append(shown)
@@ -83,7 +85,7 @@ class Snapshot:
 
 
 def _gpu(gpu: GpuReading, owner: str | None) -> dict[str, Any]:
-    shown = asdict(gpu)
+    shown = dict(vars(gpu))
     shown["holders"] = [h for h in gpu.holders if owner is None or h.split("/", 1)[0] == owner]
     shown["held"] = bool(gpu.holders)
     return shown

@@ -13,8 +13,9 @@ its own interval and every source agrees on what a number means.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -38,25 +39,40 @@ class UsageSource(Protocol):
         ...
 
 
-def _read_int(path: Path) -> int | None:
+def _read(path: str) -> bytes | None:
+    # os.open/os.read: half the CPU of open().read() (no buffered text layer), which counts
+    # at a hundred containers a tick.
     try:
-        text = path.read_text().strip()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
-
-
-def _stat_field(path: Path, names: tuple[str, ...]) -> int:
-    """The first of ``names`` in a flat-keyed cgroup stat file (memory.stat, cpu.stat)."""
     try:
-        lines = path.read_text().splitlines()
+        return os.read(fd, 16384)
     except OSError:
-        return 0
-    found = dict(line.partition(" ")[::2] for line in lines)
-    for name in names:
-        if name in found and found[name].strip().isdigit():
-            return int(found[name])
-    return 0
+        return None
+    finally:
+        os.close(fd)
+
+
+def _int(data: bytes | None) -> int | None:
+    value = data.strip() if data is not None else b""
+    return int(value) if value.isdigit() else None
+
+
+def _field(data: bytes | None, name: bytes) -> int | None:
+    """The value of ``name`` in a flat-keyed cgroup stat file (memory.stat, cpu.stat)."""
+    if data is None:
+        return None
+    key = name + b" "
+    if data.startswith(key):
+        at = len(key)
+    else:
+        at = data.find(b"\n" + key)
+        if at < 0:
+            return None
+        at += len(key) + 1
+    end = data.find(b"\n", at)
+    return _int(data[at:end if end >= 0 else None])
 
 
 def _limit(value: int | None) -> int | None:
@@ -64,26 +80,25 @@ def _limit(value: int | None) -> int | None:
     return value if value is not None and value < 1 << 62 else None
 
 
-def read_cgroup(root: Path, container_id: str) -> Usage | None:
+def read_cgroup(root: Path, container_id: str, *, limit: bool = True) -> Usage | None:
     """A container's counters from its cgroup files: v1 with the cgroupfs driver, or v2
-    with the systemd or the cgroupfs driver. None when none of them is there."""
-    v1_cpu = root / "cpuacct" / "docker" / container_id / "cpuacct.usage"
-    cpu_ns = _read_int(v1_cpu)
+    with the systemd or the cgroupfs driver. None when none of them is there. ``limit``
+    False: its memory limit is not read (memory_limit_bytes None)."""
+    cpu_ns = _int(_read(f"{root}/cpuacct/docker/{container_id}/cpuacct.usage"))
     if cpu_ns is not None:
-        memory = root / "memory" / "docker" / container_id
-        used = _read_int(memory / "memory.usage_in_bytes") or 0
-        inactive = _stat_field(memory / "memory.stat", ("total_inactive_file",))
+        memory = f"{root}/memory/docker/{container_id}"
+        used = _int(_read(f"{memory}/memory.usage_in_bytes")) or 0
+        inactive = _field(_read(f"{memory}/memory.stat"), b"total_inactive_file") or 0
         return Usage(cpu_ns, max(0, used - inactive),
-                     _limit(_read_int(memory / "memory.limit_in_bytes")))
-    for unified in (root / "system.slice" / f"docker-{container_id}.scope",
-                    root / "docker" / container_id):
-        cpu_us = _stat_field(unified / "cpu.stat", ("usage_usec",)) if (
-            unified / "cpu.stat").exists() else None
+                     _limit(_int(_read(f"{memory}/memory.limit_in_bytes"))) if limit else None)
+    for unified in (f"{root}/system.slice/docker-{container_id}.scope",
+                    f"{root}/docker/{container_id}"):
+        cpu_us = _field(_read(f"{unified}/cpu.stat"), b"usage_usec")
         if cpu_us is not None:
-            used = _read_int(unified / "memory.current") or 0
-            inactive = _stat_field(unified / "memory.stat", ("inactive_file",))
+            used = _int(_read(f"{unified}/memory.current")) or 0
+            inactive = _field(_read(f"{unified}/memory.stat"), b"inactive_file") or 0
             return Usage(cpu_us * 1000, max(0, used - inactive),
-                         _limit(_read_int(unified / "memory.max")))
+                         _limit(_int(_read(f"{unified}/memory.max"))) if limit else None)
     return None
 
 
@@ -116,6 +131,7 @@ class CgroupUsage:
     def __init__(self, fallback: StatsOnce | None = None, root: Path = CGROUP_ROOT) -> None:
         self.root = root
         self.fallback = fallback
+        self._limits: dict[str, int | None] = {}
 
     async def usage(self, container_ids: Sequence[str]) -> dict[str, Usage]:
         ids = list(container_ids)
@@ -130,5 +146,18 @@ class CgroupUsage:
         return found
 
     def _read_all(self, ids: list[str]) -> dict[str, Usage]:
-        read = {cid: read_cgroup(self.root, cid) for cid in ids}
-        return {cid: usage for cid, usage in read.items() if usage is not None}
+        found = {}
+        for cid in ids:
+            known = cid in self._limits
+            usage = read_cgroup(self.root, cid, limit=not known)
+            if usage is None:
+                continue
+            if known:
+                usage = replace(usage, memory_limit_bytes=self._limits[cid])
+            else:
+                self._limits[cid] = usage.memory_limit_bytes
+            found[cid] = usage
+        # A limit is read once per container (`docker update` of a running workspace is
+        # rare); forget the containers that are gone.
+        self._limits = {cid: self._limits[cid] for cid in found}
+        return found
