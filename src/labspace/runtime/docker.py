@@ -425,12 +425,6 @@ class DockerRuntime:
             memory_limit_bytes=int(limit or configured) if configured else None,
         )
 
-    async def exec(
-        self, container_id: str, command: builtins.list[str], user: str | None = None
-    ) -> ExecResult:
-        container = self.docker.containers.container(container_id)
-        try:
-            execution = await container.exec(command, stdout=True, stderr=True, user=user or "")
     async def usage(self, container_ids: Sequence[str]) -> dict[str, Usage]:
         """Counters for the load page (runtime/usage.py): the cgroup files where this
         engine runs on this host, its one-shot stats where not."""
@@ -447,6 +441,12 @@ class DockerRuntime:
             return None  # gone since it was listed: no usage, no error
         return answer if isinstance(answer, dict) else None
 
+    async def exec(
+        self, container_id: str, command: builtins.list[str], user: str | None = None
+    ) -> ExecResult:
+        container = self.docker.containers.container(container_id)
+        try:
+            execution = await container.exec(command, stdout=True, stderr=True, user=user or "")
             chunks: list[bytes] = []
             async with execution.start(detach=False) as stream:
                 while (message := await stream.read_out()) is not None:

@@ -131,9 +131,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # First: routes are matched in order, and a class rush's clicks are the hub's hottest
     # requests (matching past every other route cost a fifth of a claim's time).
     app.include_router(claims.router)
-    from labspace.web import load as load_page
-
-    app.include_router(load_page.router)
     app.include_router(api.router)
     app.include_router(nodes.router)
     app.include_router(login.router)
@@ -153,6 +150,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     from labspace.web import quotas
 
     app.include_router(quotas.router)
+    from labspace.web import load as load_page
+
+    app.include_router(load_page.router)
     app.include_router(metrics.router)
     app.mount("/hub/static", StaticFiles(directory=HERE / "static"), name="static")
     # The last added runs first: find out who the client is, then keep its bodies in bounds.
