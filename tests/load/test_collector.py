@@ -15,7 +15,7 @@ import pytest
 from labspace.load import GpuReading, LoadCollector, LoadFeed
 from labspace.runtime.base import LABEL_INSTANCE, LABEL_OWNER, LABEL_WORKSPACE
 from labspace.runtime.docker import DockerRuntime
-from labspace.runtime.usage import CgroupUsage, read_cgroup
+from labspace.runtime.usage import CgroupUsage, read_cgroup, stats_once
 
 pytestmark = pytest.mark.docker
 
@@ -88,7 +88,8 @@ async def test_the_cgroup_files_and_the_engines_stats_agree(
     assert read_cgroup(Path("/sys/fs/cgroup"), burn) is not None  # this host's layout
     from_files = await CgroupUsage().usage([burn])
     # No cgroup files under an empty root: every figure comes from the engine's one-shot.
-    from_engine = await CgroupUsage(runtime._stats_once, root=tmp_path).usage([burn, "gone"])
+    from_engine = await CgroupUsage(lambda cid: stats_once(runtime.docker, cid),
+                                    root=tmp_path).usage([burn, "gone"])
     assert set(from_engine) == {burn}  # a container that is gone is left out, no error
     files, engine = from_files[burn], from_engine[burn]
     assert 0 <= engine.cpu_ns - files.cpu_ns < 2e9  # read a moment later, one CPU at most

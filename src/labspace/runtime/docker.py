@@ -47,7 +47,7 @@ from labspace.runtime.base import (
     NodeInfo,
 )
 from labspace.runtime.hostfirewall import isolate_host
-from labspace.runtime.usage import CgroupUsage, Usage
+from labspace.runtime.usage import CgroupUsage, Usage, stats_once
 
 # Output a workspace keeps in the engine's logs, at most (per container).
 CONTAINER_LOG_ROTATION = {"max-size": "10m", "max-file": "3"}
@@ -429,17 +429,8 @@ class DockerRuntime:
         """Counters for the load page (runtime/usage.py): the cgroup files where this
         engine runs on this host, its one-shot stats where not."""
         if self._usage is None:
-            self._usage = CgroupUsage(self._stats_once)
+            self._usage = CgroupUsage(lambda cid: stats_once(self.docker, cid))
         return await self._usage.usage(container_ids)
-
-    async def _stats_once(self, container_id: str) -> dict[str, Any] | None:
-        try:  # one-shot: the engine answers at once instead of sampling for a second
-            answer = await self.docker._query_json(
-                f"containers/{container_id}/stats", method="GET",
-                params={"stream": "false", "one-shot": "true"})
-        except DockerError:
-            return None  # gone since it was listed: no usage, no error
-        return answer if isinstance(answer, dict) else None
 
     async def exec(
         self, container_id: str, command: builtins.list[str], user: str | None = None

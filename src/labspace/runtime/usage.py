@@ -17,7 +17,10 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import aiodocker
+from aiodocker.exceptions import DockerError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -102,10 +105,21 @@ def read_cgroup(root: Path, container_id: str, *, limit: bool = True) -> Usage |
     return None
 
 
-StatsOnce = Callable[[str], Awaitable[dict[str, object] | None]]
+StatsOnce = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
-def usage_from_stats(stats: dict[str, object]) -> Usage | None:
+async def stats_once(docker: aiodocker.Docker, container_id: str) -> dict[str, Any] | None:
+    """The engine's stats of one container, or None if it is gone (no error: it may have
+    stopped since it was listed)."""
+    try:  # one-shot: the engine answers at once instead of sampling for a second
+        answer = await docker._query_json(f"containers/{container_id}/stats", method="GET",
+                                          params={"stream": "false", "one-shot": "true"})
+    except DockerError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def usage_from_stats(stats: dict[str, Any]) -> Usage | None:
     """The engine's stats answer (GET /containers/{id}/stats) as counters."""
     cpu = stats.get("cpu_stats")
     memory = stats.get("memory_stats")
