@@ -371,15 +371,18 @@ async def open_hub(settings: Settings, runtime: Runtime | None = None,
                           Origins(settings.url, settings.apps_domain), proxy.shares_changed)
     apps = _apps(settings, db, runtime, templates)
     metrics.watch_pools(apps.pools)
-    return Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
-               store=store, manager=manager, bus=bus,
-               authenticator=build_authenticator(settings, users, directory),
-               directory=directory,
-               proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
-               sharing=sharing, oidc=single_sign_on(settings),
-               audit=audit, idle=idle,
-               workshops=WorkshopService(db, users, Sealer(settings.signing_key())),
-               apps=apps, metrics=metrics, gpus=gpus)
+    metrics.watch_quotas(manager.quotas)
+    hub = Hub(settings=settings, db=db, runtime=runtime, users=users, templates=templates,
+              store=store, manager=manager, bus=bus,
+              authenticator=build_authenticator(settings, users, directory),
+              directory=directory,
+              proxy=proxy, login_throttle=LoginThrottle(db), ssh_keys=ssh_keys,
+              sharing=sharing, oidc=single_sign_on(settings),
+              audit=audit, idle=idle,
+              workshops=WorkshopService(db, users, Sealer(settings.signing_key())),
+              apps=apps, metrics=metrics, gpus=gpus)
+    metrics.watch_gpus(lambda: hub.gpus.readings())  # the hub's GPUs at each scrape
+    return hub
 
 
 async def open_gpus(settings: Settings, store: WorkspaceStore,

@@ -17,9 +17,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from labspace.apps.metrics import PoolCollector
 from labspace.apps.pool import AppPools
+from labspace.gpus.metrics import GpuFigures, Readings
 from labspace.hubedge import CONTROL_SOCKET_TLS
 from labspace.state.db import Database
-from labspace.workspaces.metrics import StartMetrics, WorkspaceStates
+from labspace.workspaces.metrics import QuotaFigures, StartMetrics, WorkspaceStates
+from labspace.workspaces.quotas import QuotaBook
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +38,26 @@ class HubMetrics:
         self.starts = StartMetrics(self.registry)
         self._states = WorkspaceStates(db)
         self.registry.register(self._states)
+        self._read_first: list[WorkspaceStates | GpuFigures | QuotaFigures] = [self._states]
 
     def watch_pools(self, pools: AppPools) -> None:
         self.registry.register(PoolCollector(pools))
 
+    def watch_gpus(self, readings: Readings) -> None:
+        self._watch(GpuFigures(readings))
+
+    def watch_quotas(self, quotas: QuotaBook) -> None:
+        self._watch(QuotaFigures(quotas.usage))
+
+    def _watch(self, collector: GpuFigures | QuotaFigures) -> None:
+        self.registry.register(collector)
+        self._read_first.append(collector)
+
     async def exposition(self) -> bytes:
-        """The text format. The database is read first; rendering then runs without an
-        await, so the counts it shows are the ones just read."""
-        await self._states.refresh()
+        """The text format. The database and NVML are read first; rendering then runs
+        without an await, so the figures it shows are the ones just read."""
+        for collector in self._read_first:
+            await collector.refresh()
         return generate_latest(self.registry)
 
 

@@ -5,6 +5,7 @@ labspace_proxy_up is 0), and nobody but an admin or the metrics token reads any 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,14 +16,18 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from labspace.config import load_settings
+from labspace.gpus import GpuService, NvmlSource
 from labspace.proxy.app import create_app as create_proxy
 from labspace.proxy.control import start_control
+from labspace.templates.model import LimitSpec
 from labspace.testing import FakeRuntime
+from labspace.testing.nvml import FakeNvml
 from labspace.workspaces.metrics import START_FAILURE_REASONS
 from tests.proxy.conftest import StaticRouteSource
 from tests.web.conftest import _in_process, browser_as, client_as, hub_of
 from tests.web.test_api_states import settle
 
+GPU_RECORDING = Path(__file__).parents[1] / "gpus" / "recordings" / "2gpus-mig-off.json"
 TOKEN = "m" * 40  # the metrics token of the hub built with one
 
 
@@ -32,9 +37,9 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
             for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
-def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, /,
           **labels: str) -> float:
-    return found[(name, frozenset(labels.items()))]
+    return found[(metric, frozenset(labels.items()))]
 
 
 async def scrape(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]],
@@ -257,3 +262,35 @@ async def test_without_a_token_only_admins(admin_api: tuple[httpx.AsyncClient, F
         await _refused(anonymous, Authorization="Bearer ")
         await _refused(anonymous, Authorization="Bearer  ")
         await scrape(admin_session)  # an admin's browser session
+
+
+async def test_gpu_and_quota_figures(admin_api: tuple[httpx.AsyncClient, FakeRuntime]) -> None:
+    """Each GPU's utilization, memory and holders (recorded NVML answers), and each quota's
+    limits and use, read at scrape time."""
+    api, _ = admin_api
+    hub = hub_of(api)
+    nvml = FakeNvml(json.loads(GPU_RECORDING.read_text())["devices"])
+    hub.gpus = hub.manager.gpus = GpuService(NvmlSource(nvml))
+    await hub.gpus.open()
+    base = await hub.templates.get("jupyterlab")
+    await hub.templates.add(base.model_copy(update={
+        "name": "gpu", "display_name": "gpu", "limits": LimitSpec(gpus=1, cpus=2)}))
+    quota = await api.put("/hub/api/quotas/user/ada", json={"gpus": 2, "running": 3})
+    assert quota.status_code == 200, quota.text
+    before = await scrape(api)
+    first = str(nvml.devices[0]["uuid"]) if nvml.devices else ""
+    gpu0 = {"gpu": "0", "uuid": first, "name": str(nvml.devices[0]["name"])}
+    assert value(before, "labspace_gpu_holders", **gpu0) == 0
+    assert value(before, "labspace_gpu_memory_total_bytes", **gpu0) > 0
+    assert value(before, "labspace_quota_limit", scope="user", name="ada", resource="gpus") == 2
+    assert value(before, "labspace_quota_use", scope="user", name="ada", resource="gpus") == 0
+    assert ("labspace_quota_limit", frozenset({"scope": "user", "name": "ada",
+                                               "resource": "cpus"}.items())) not in before
+
+    made = await api.post("/hub/api/workspaces", json={"name": "lab", "template": "gpu"})
+    assert made.status_code == 201, made.text
+    assert (await settle(api, "lab"))["state"] == "running"
+    after = await scrape(api)
+    assert value(after, "labspace_gpu_holders", **gpu0) == 1
+    assert value(after, "labspace_quota_use", scope="user", name="ada", resource="gpus") == 1
+    assert value(after, "labspace_quota_use", scope="user", name="ada", resource="running") == 1

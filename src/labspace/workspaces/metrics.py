@@ -10,7 +10,7 @@ path forgets to update it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from labspace.errors import LabspaceError, QuotaExceeded, RuntimeFailure, StartFailed
 from labspace.state.db import Database
 from labspace.state.models import Workspace
+from labspace.workspaces.quotas import QuotaUse
 from labspace.workspaces.states import State
 
 # Why a start failed: a small fixed set, never free text (each value is a time series).
@@ -92,3 +93,35 @@ class WorkspaceStates(Collector):
         for state in State:  # every state, 0 included: a dashboard's line does not vanish
             family.add_metric([state.value], self.counts.get(state.value, 0))
         yield family
+
+
+QUOTA_RESOURCES = ("cpus", "memory_bytes", "gpus", "running")
+
+
+class QuotaFigures(Collector):
+    """``labspace_quota_limit`` and ``labspace_quota_use`` by scope, name and resource (cpus,
+    memory_bytes, gpus, running), read at scrape time (QuotaBook.usage); a limit that is not
+    set has no series."""
+
+    def __init__(self, usage: Callable[[], Awaitable[list[QuotaUse]]]) -> None:
+        self.usage = usage
+        self.current: Sequence[QuotaUse] = ()
+
+    async def refresh(self) -> None:
+        self.current = await self.usage()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["scope", "name", "resource"]
+        limit = GaugeMetricFamily("labspace_quota_limit", "The most a user, or a group's "
+                                  "members together, may hold at once", labels=labels)
+        use = GaugeMetricFamily("labspace_quota_use", "What is held against each quota now",
+                                labels=labels)
+        for entry in self.current:
+            quota = entry.quota
+            for resource in QUOTA_RESOURCES:
+                most = getattr(quota.limits, resource)
+                if most is not None:
+                    limit.add_metric([quota.scope, quota.name, resource], most)
+                    use.add_metric([quota.scope, quota.name, resource],
+                                   getattr(entry.in_use, resource))
+        yield from (limit, use)
