@@ -122,8 +122,8 @@ class LoadCollector:
                 cpu_percent=self._rate(container.id, now, usage),
                 memory_bytes=usage.memory_bytes if usage else None,
                 memory_limit_bytes=usage.memory_limit_bytes if usage else None))
-        self._counters = {cid: self._counters[cid] for cid in counters if cid in self._counters}
-        self._counters.update({cid: (now, usage) for cid, usage in counters.items()})
+        # This sample's counters are the next rates' base; containers gone are forgotten.
+        self._counters = {cid: (now, usage) for cid, usage in counters.items()}
 
         servers = []
         host_cpu = self._host_cpu(host)
